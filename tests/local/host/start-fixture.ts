@@ -1,0 +1,16 @@
+import { join } from 'node:path';
+import { LocalFunctionsHost } from '../../../local/host/host';
+
+export const keys = { functionKey: 'fixture-function-key', masterKey: 'fixture-master-key' };
+
+export async function startFixtureHost(timers: 'schedule' | 'manual' = 'manual'): Promise<LocalFunctionsHost> {
+  const host = new LocalFunctionsHost({
+    appRoot: join(__dirname, 'fixtures'),
+    entryModules: [join(__dirname, 'fixtures', 'app')],
+    port: 0,
+    keys,
+    timers,
+  });
+  await host.start();
+  return host;
+}
