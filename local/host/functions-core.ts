@@ -79,7 +79,11 @@ export function getProgrammingModel(): unknown {
 }
 
 type CoreLogLevel = 'trace' | 'debug' | 'information' | 'warning' | 'error' | 'critical' | 'none';
-let systemLog: (level: CoreLogLevel, category: string, message: string) => void = (level, _category, message) => {
+let systemLog: (level: CoreLogLevel, category: string, message: string) => void = (
+  level,
+  _category,
+  message,
+) => {
   if (level === 'error' || level === 'critical' || level === 'warning') console.error(message);
 };
 

@@ -4,17 +4,19 @@ import { z } from 'zod';
 
 const timeSpan = z.string().regex(/^(\d+\.)?\d{1,2}:\d{2}:\d{2}(\.\d+)?$/, 'a TimeSpan such as "00:05:00"');
 
-const hostJsonSchema = z.object({
-  version: z.literal('2.0'),
-  functionTimeout: timeSpan.optional(),
-  extensions: z
-    .object({
-      http: z.object({ routePrefix: z.string().optional() }).passthrough().optional(),
-      durableTask: z.object({ hubName: z.string().optional() }).passthrough().optional(),
-    })
-    .passthrough()
-    .optional(),
-}).passthrough();
+const hostJsonSchema = z
+  .object({
+    version: z.literal('2.0'),
+    functionTimeout: timeSpan.optional(),
+    extensions: z
+      .object({
+        http: z.object({ routePrefix: z.string().optional() }).passthrough().optional(),
+        durableTask: z.object({ hubName: z.string().optional() }).passthrough().optional(),
+      })
+      .passthrough()
+      .optional(),
+  })
+  .passthrough();
 
 export interface HostSettings {
   routePrefix: string;
@@ -39,7 +41,9 @@ export function readHostJson(appRoot: string): HostSettings {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new Error(`Cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`Cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   }
   const parsed = hostJsonSchema.safeParse(raw);
   if (!parsed.success) {
@@ -49,7 +53,8 @@ export function readHostJson(appRoot: string): HostSettings {
   const { functionTimeout, extensions } = parsed.data;
   return {
     routePrefix: (extensions?.http?.routePrefix ?? 'api').replace(/^\/+|\/+$/g, ''),
-    functionTimeoutMs: functionTimeout && functionTimeout !== '-1' ? parseTimeSpanMs(functionTimeout) : undefined,
+    functionTimeoutMs:
+      functionTimeout && functionTimeout !== '-1' ? parseTimeSpanMs(functionTimeout) : undefined,
     hubName: extensions?.durableTask?.hubName ?? 'TestHubName',
   };
 }

@@ -97,11 +97,21 @@ export class LocalFunctionsHost {
   }
 
   get httpFunctions(): HttpFunctionInfo[] {
-    return this.#routes.map(({ name, route, url, methods, authLevel }) => ({ name, route, url, methods, authLevel }));
+    return this.#routes.map(({ name, route, url, methods, authLevel }) => ({
+      name,
+      route,
+      url,
+      methods,
+      authLevel,
+    }));
   }
 
   get timerFunctions(): Array<{ name: string; schedule: string; next?: Date }> {
-    return [...this.#timers.values()].map((t) => ({ name: t.fn.metadata.name, schedule: t.schedule, next: t.next }));
+    return [...this.#timers.values()].map((t) => ({
+      name: t.fn.metadata.name,
+      schedule: t.schedule,
+      next: t.next,
+    }));
   }
 
   async start(): Promise<void> {
@@ -129,6 +139,7 @@ export class LocalFunctionsHost {
     process.env.WEBSITE_HOSTNAME ??= `127.0.0.1:${port}`;
 
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- loading the app is what a host does
       for (const entry of this.#options.entryModules) require(entry);
       this.#index();
       for (const hook of registry.hooks('appStart')) await hook({ hookData: {}, appHookData: {} });
@@ -148,7 +159,7 @@ export class LocalFunctionsHost {
     if (this.#stopping) return;
     this.#stopping = true;
     for (const timer of this.#timers.values()) clearTimeout(timer.handle);
-    await Promise.allSettled([...this.#timers.values()].map((t) => t.running));
+    await Promise.allSettled([...this.#timers.values()].flatMap((t) => (t.running ? [t.running] : [])));
     await this.durable.stop();
     for (const hook of registry.hooks('appTerminate')) {
       try {
@@ -179,7 +190,10 @@ export class LocalFunctionsHost {
       const trigger = triggerOf(fn);
       const type = trigger.type.toLowerCase();
       if (type === 'httptrigger') {
-        const route = (typeof trigger.route === 'string' ? trigger.route : fn.metadata.name).replace(/^\/+/, '');
+        const route = (typeof trigger.route === 'string' ? trigger.route : fn.metadata.name).replace(
+          /^\/+/,
+          '',
+        );
         const prefix = this.#settings.routePrefix ? `/${this.#settings.routePrefix}` : '';
         this.#routes.push({
           name: fn.metadata.name,
@@ -200,7 +214,9 @@ export class LocalFunctionsHost {
           missed: false,
         });
       } else if (type !== 'orchestrationtrigger' && type !== 'activitytrigger') {
-        throw new Error(`Function '${fn.metadata.name}' uses trigger '${trigger.type}', which the local host does not run.`);
+        throw new Error(
+          `Function '${fn.metadata.name}' uses trigger '${trigger.type}', which the local host does not run.`,
+        );
       }
     }
     // Literal segments win over parameters, as in ASP.NET Core routing.
@@ -209,7 +225,10 @@ export class LocalFunctionsHost {
 
   // ---- invocation ------------------------------------------------------------------------------
 
-  #context(fn: RegisteredFunction, extras: Partial<ConstructorParameters<typeof InvocationContext>[0]> = {}): InvocationContext {
+  #context(
+    fn: RegisteredFunction,
+    extras: Partial<ConstructorParameters<typeof InvocationContext>[0]> = {},
+  ): InvocationContext {
     const name = fn.metadata.name;
     const context = new InvocationContext({
       invocationId: randomUUID(),
@@ -233,7 +252,8 @@ export class LocalFunctionsHost {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`Timeout value of ${timeoutMs} ms exceeded by function '${fn.metadata.name}'.`)),
+        () =>
+          reject(new Error(`Timeout value of ${timeoutMs} ms exceeded by function '${fn.metadata.name}'.`)),
         timeoutMs,
       );
     });
@@ -300,7 +320,9 @@ export class LocalFunctionsHost {
 
   #scheduleNext(timer: ScheduledTimer): void {
     if (this.#stopping) return;
-    const next = CronExpressionParser.parse(timer.schedule, { tz: 'UTC', currentDate: new Date() }).next().toDate();
+    const next = CronExpressionParser.parse(timer.schedule, { tz: 'UTC', currentDate: new Date() })
+      .next()
+      .toDate();
     timer.next = next;
     // setTimeout is limited to ~24.8 days; re-arm in steps for rare long schedules.
     const delay = Math.min(next.getTime() - Date.now(), 2 ** 31 - 1);
@@ -331,7 +353,8 @@ export class LocalFunctionsHost {
     timer.running = this.#invoke(timer.fn, input, this.#context(timer.fn))
       .then(
         () => undefined,
-        (error: unknown) => this.#log(`Timer function '${timer.fn.metadata.name}' failed: ${describe(error)}`),
+        (error: unknown) =>
+          this.#log(`Timer function '${timer.fn.metadata.name}' failed: ${describe(error)}`),
       )
       .finally(() => {
         timer.running = undefined;
@@ -352,7 +375,12 @@ export class LocalFunctionsHost {
       if (path.startsWith('/admin/')) return await this.#handleAdmin(req, res, url);
       if (path.startsWith('/runtime/webhooks/durabletask/')) {
         if (!this.#authorized(req, url, 'admin')) return sendJson(res, 401, undefined);
-        return await this.#handleDurableApi(req, res, url, path.slice('/runtime/webhooks/durabletask/'.length));
+        return await this.#handleDurableApi(
+          req,
+          res,
+          url,
+          path.slice('/runtime/webhooks/durabletask/'.length),
+        );
       }
       const prefix = this.#settings.routePrefix ? `/${this.#settings.routePrefix}` : '';
       if (prefix && !(path.toLowerCase() === prefix || path.toLowerCase().startsWith(`${prefix}/`))) {
@@ -411,7 +439,9 @@ export class LocalFunctionsHost {
       body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined,
       duplex: 'half',
     } as RequestInit);
-    const request = new HttpRequest({ nativeRequest, params } as unknown as ConstructorParameters<typeof HttpRequest>[0]);
+    const request = new HttpRequest({ nativeRequest, params } as unknown as ConstructorParameters<
+      typeof HttpRequest
+    >[0]);
     const context = this.#context(route.fn, {
       triggerMetadata: { Query: Object.fromEntries(url.searchParams), Headers: Object.fromEntries(headers) },
     });
@@ -423,7 +453,7 @@ export class LocalFunctionsHost {
       this.#log(`Function '${route.name}' failed: ${describe(error)}`);
       return sendJson(res, 500, undefined);
     }
-    const response = result instanceof HttpResponse ? result : new HttpResponse((result ?? {}) as object);
+    const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
     await writeResponse(response, res);
   }
 
@@ -433,7 +463,11 @@ export class LocalFunctionsHost {
     if (!this.#authorized(req, url, 'admin')) return sendJson(res, 401, undefined);
     const path = url.pathname;
     if (path === '/admin/host/status' && req.method === 'GET') {
-      return sendJson(res, 200, { state: 'Running', version: '4-local', processUptime: Math.round(process.uptime() * 1000) });
+      return sendJson(res, 200, {
+        state: 'Running',
+        version: '4-local',
+        processUptime: Math.round(process.uptime() * 1000),
+      });
     }
     const match = /^\/admin\/functions\/([^/]+)$/.exec(path);
     if (match && req.method === 'POST') {
@@ -457,11 +491,17 @@ export class LocalFunctionsHost {
     }
   }
 
-  async #handleDurableApi(req: http.IncomingMessage, res: http.ServerResponse, url: URL, path: string): Promise<void> {
+  async #handleDurableApi(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    path: string,
+  ): Promise<void> {
     const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
     const method = req.method ?? 'GET';
     const body = await readBody(req);
-    const parseBody = (): unknown => (body.length > 0 ? (JSON.parse(body.toString('utf8')) as unknown) : undefined);
+    const parseBody = (): unknown =>
+      body.length > 0 ? (JSON.parse(body.toString('utf8')) as unknown) : undefined;
 
     if (segments[0] === 'orchestrators' && segments[1] && method === 'POST') {
       try {
@@ -491,7 +531,11 @@ export class LocalFunctionsHost {
         return sendJson(res, this.durable.raiseEvent(id, segments[3], parseBody()) ? 202 : 410, undefined);
       }
       if (id && segments[2] === 'terminate' && method === 'POST') {
-        return sendJson(res, this.durable.terminate(id, url.searchParams.get('reason') ?? '') ? 202 : 410, undefined);
+        return sendJson(
+          res,
+          this.durable.terminate(id, url.searchParams.get('reason') ?? '') ? 202 : 410,
+          undefined,
+        );
       }
     }
     return sendJson(res, 404, { message: `The local durable host does not serve ${method} ${path}.` });
@@ -500,7 +544,8 @@ export class LocalFunctionsHost {
   #managementLinks(instanceId: string): Record<string, string> & { statusQueryGetUri: string } {
     const data = this.#durableClientData() as { managementUrls: Record<string, string> };
     const links: Record<string, string> & { statusQueryGetUri: string } = { statusQueryGetUri: '' };
-    for (const [key, value] of Object.entries(data.managementUrls)) links[key] = value.replace('INSTANCEID', instanceId);
+    for (const [key, value] of Object.entries(data.managementUrls))
+      links[key] = value.replace('INSTANCEID', instanceId);
     return links;
   }
 
@@ -524,7 +569,9 @@ function triggerOf(fn: RegisteredFunction): BindingMetadata {
 }
 
 /** The `context.options` the Node worker builds from a function's bindings (fromRpcBindings). */
-function effectiveOptions(fn: RegisteredFunction): NonNullable<ConstructorParameters<typeof InvocationContext>[0]>['options'] {
+function effectiveOptions(
+  fn: RegisteredFunction,
+): NonNullable<ConstructorParameters<typeof InvocationContext>[0]>['options'] {
   const extraInputs: Array<{ name: string; type: string }> = [];
   const extraOutputs: Array<{ name: string; type: string }> = [];
   let trigger: { name: string; type: string } | undefined;
@@ -543,7 +590,10 @@ function specificity(route: string): number {
   return route
     .split('/')
     .filter(Boolean)
-    .reduce((score, segment) => score + (segment.startsWith('{') ? (segment.startsWith('{*') ? 0 : 1) : 3), 0);
+    .reduce(
+      (score, segment) => score + (segment.startsWith('{') ? (segment.startsWith('{*') ? 0 : 1) : 3),
+      0,
+    );
 }
 
 function safeEqual(presented: string, expected: string): boolean {
@@ -564,7 +614,10 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -582,7 +635,7 @@ async function writeResponse(response: HttpResponse, res: http.ServerResponse): 
     res.end();
     return;
   }
-  const reader = body.getReader();
+  const reader = (body as ReadableStream<Uint8Array>).getReader();
   let clientGone = false;
   const onClose = (): void => {
     if (!res.writableFinished) {

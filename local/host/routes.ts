@@ -19,7 +19,10 @@ const CONSTRAINTS: Record<string, RegExp> = {
 export function compileRoute(template: string): CompiledRoute {
   const names: string[] = [];
   const checks: Array<[string, RegExp]> = [];
-  const segments = template.replace(/^\/+|\/+$/g, '').split('/').filter(Boolean);
+  const segments = template
+    .replace(/^\/+|\/+$/g, '')
+    .split('/')
+    .filter(Boolean);
   let pattern = '';
   for (const segment of segments) {
     const param = /^\{(\*)?([A-Za-z_][\w]*)(?::([^}?=]+))?(\?)?\}$/.exec(segment);

@@ -81,7 +81,9 @@ export class DurableEngine {
 
   startNew(name: string, options: { instanceId?: string; input?: unknown } = {}): string {
     if (!this.invoker.hasOrchestrator(name)) {
-      throw new UnknownFunctionError(`The function '${name}' doesn't exist, is disabled, or is not an orchestrator function.`);
+      throw new UnknownFunctionError(
+        `The function '${name}' doesn't exist, is disabled, or is not an orchestrator function.`,
+      );
     }
     const instanceId = options.instanceId ?? randomUUID().replace(/-/g, '');
     const existing = this.#instances.get(instanceId);
@@ -101,7 +103,12 @@ export class DurableEngine {
       createdTime: now,
       lastUpdatedTime: now,
       history: [],
-      inbox: [historyEvent(EventType.ExecutionStarted, { Name: name, Input: JSON.stringify(options.input ?? null) })],
+      inbox: [
+        historyEvent(EventType.ExecutionStarted, {
+          Name: name,
+          Input: JSON.stringify(options.input ?? null),
+        }),
+      ],
       nextSequence: 0,
       actionsSeen: 0,
       retries: new Map(),
@@ -114,7 +121,10 @@ export class DurableEngine {
     return instanceId;
   }
 
-  getStatus(instanceId: string, options: { showHistory?: boolean; showInput?: boolean } = {}): InstanceStatus | undefined {
+  getStatus(
+    instanceId: string,
+    options: { showHistory?: boolean; showInput?: boolean } = {},
+  ): InstanceStatus | undefined {
     const instance = this.#instances.get(instanceId);
     return instance ? this.#toStatus(instance, options) : undefined;
   }
@@ -126,7 +136,10 @@ export class DurableEngine {
   raiseEvent(instanceId: string, eventName: string, data: unknown): boolean {
     const instance = this.#instances.get(instanceId);
     if (!instance || TERMINAL.has(instance.status)) return false;
-    this.#deliver(instance, historyEvent(EventType.EventRaised, { Name: eventName, Input: JSON.stringify(data ?? null) }));
+    this.#deliver(
+      instance,
+      historyEvent(EventType.EventRaised, { Name: eventName, Input: JSON.stringify(data ?? null) }),
+    );
     return true;
   }
 
@@ -180,7 +193,10 @@ export class DurableEngine {
     };
     if (options.showHistory) {
       status.history = instance.history
-        .filter((e) => e.EventType !== EventType.OrchestratorStarted && e.EventType !== EventType.OrchestratorCompleted)
+        .filter(
+          (e) =>
+            e.EventType !== EventType.OrchestratorStarted && e.EventType !== EventType.OrchestratorCompleted,
+        )
         .map((e) => ({ ...e, EventType: eventTypeName(e.EventType), Timestamp: e.Timestamp.toISOString() }));
     }
     return status;
@@ -268,7 +284,9 @@ export class DurableEngine {
 
   /** Does what the library's RetryableTask expects of the host for a failed attempt or a retry timer. */
   #mirrorRetryBookkeeping(instance: Instance, event: HistoryEvent): HistoryEvent[] {
-    const failed = event.EventType === EventType.TaskFailed || event.EventType === EventType.SubOrchestrationInstanceFailed;
+    const failed =
+      event.EventType === EventType.TaskFailed ||
+      event.EventType === EventType.SubOrchestrationInstanceFailed;
     if (failed) {
       const taskId = event.TaskScheduledId as number;
       const retry = instance.retries.get(taskId);
@@ -291,7 +309,9 @@ export class DurableEngine {
       const taskId = instance.nextSequence++;
       retry.waitingOnTimer = false;
       instance.retries.set(taskId, retry);
-      return [this.#dispatch(instance, taskId, retry.kind, retry.functionName, retry.input, retry.subInstanceId)];
+      return [
+        this.#dispatch(instance, taskId, retry.kind, retry.functionName, retry.input, retry.subInstanceId),
+      ];
     }
     return [];
   }
@@ -306,7 +326,8 @@ export class DurableEngine {
       case ActionType.CallSubOrchestratorWithRetry: {
         const taskId = instance.nextSequence++;
         const kind =
-          action.actionType === ActionType.CallActivity || action.actionType === ActionType.CallActivityWithRetry
+          action.actionType === ActionType.CallActivity ||
+          action.actionType === ActionType.CallActivityWithRetry
             ? 'activity'
             : 'subOrchestration';
         const functionName = action.functionName ?? '';
@@ -323,7 +344,9 @@ export class DurableEngine {
             subInstanceId,
           });
         }
-        instance.history.push(this.#dispatch(instance, taskId, kind, functionName, action.input, subInstanceId));
+        instance.history.push(
+          this.#dispatch(instance, taskId, kind, functionName, action.input, subInstanceId),
+        );
         return;
       }
       case ActionType.CreateTimer: {
@@ -351,7 +374,12 @@ export class DurableEngine {
     const generation = instance.generation;
     if (kind === 'activity') {
       const run = this.#runActivity(functionName, input).then(
-        (result) => this.#deliver(instance, historyEvent(EventType.TaskCompleted, { TaskScheduledId: taskId, Result: result }), generation),
+        (result) =>
+          this.#deliver(
+            instance,
+            historyEvent(EventType.TaskCompleted, { TaskScheduledId: taskId, Result: result }),
+            generation,
+          ),
         (error: unknown) =>
           this.#deliver(
             instance,
@@ -364,7 +392,11 @@ export class DurableEngine {
           ),
       );
       this.#track(run);
-      return historyEvent(EventType.TaskScheduled, { Name: functionName, Input: JSON.stringify(input ?? null) }, taskId);
+      return historyEvent(
+        EventType.TaskScheduled,
+        { Name: functionName, Input: JSON.stringify(input ?? null) },
+        taskId,
+      );
     }
     const childId = subInstanceId ?? `${instance.instanceId}:${taskId}`;
     try {
@@ -375,12 +407,20 @@ export class DurableEngine {
       queueMicrotask(() =>
         this.#deliver(
           instance,
-          historyEvent(EventType.SubOrchestrationInstanceFailed, { TaskScheduledId: taskId, Reason: errorMessage(error), Details: '' }),
+          historyEvent(EventType.SubOrchestrationInstanceFailed, {
+            TaskScheduledId: taskId,
+            Reason: errorMessage(error),
+            Details: '',
+          }),
           generation,
         ),
       );
     }
-    return historyEvent(EventType.SubOrchestrationInstanceCreated, { Name: functionName, InstanceId: childId }, taskId);
+    return historyEvent(
+      EventType.SubOrchestrationInstanceCreated,
+      { Name: functionName, InstanceId: childId },
+      taskId,
+    );
   }
 
   async #runActivity(functionName: string, input: unknown): Promise<string> {
@@ -397,7 +437,11 @@ export class DurableEngine {
     const timer = setTimeout(
       () => {
         this.#timers.delete(timer);
-        this.#deliver(instance, historyEvent(EventType.TimerFired, { TimerId: timerId, FireAt: fireAt }), generation);
+        this.#deliver(
+          instance,
+          historyEvent(EventType.TimerFired, { TimerId: timerId, FireAt: fireAt }),
+          generation,
+        );
       },
       Math.max(0, fireAt.getTime() - Date.now()),
     );
@@ -408,7 +452,12 @@ export class DurableEngine {
     instance.generation += 1;
     instance.input = decodeInput(input) ?? null;
     instance.history = [];
-    instance.inbox = [historyEvent(EventType.ExecutionStarted, { Name: instance.name, Input: JSON.stringify(instance.input) })];
+    instance.inbox = [
+      historyEvent(EventType.ExecutionStarted, {
+        Name: instance.name,
+        Input: JSON.stringify(instance.input),
+      }),
+    ];
     instance.nextSequence = 0;
     instance.actionsSeen = 0;
     instance.retries.clear();
@@ -422,14 +471,18 @@ export class DurableEngine {
     instance.inbox = [];
     instance.generation += 1;
     instance.lastUpdatedTime = new Date();
-    if (status === 'Failed') this.log(`Orchestration '${instance.name}' (${instance.instanceId}) failed: ${String(output)}`);
+    if (status === 'Failed')
+      this.log(`Orchestration '${instance.name}' (${instance.instanceId}) failed: ${String(output)}`);
     const parent = instance.parent && this.#instances.get(instance.parent.instanceId);
     if (parent && instance.parent) {
       const taskId = instance.parent.taskId;
       this.#deliver(
         parent,
         status === 'Completed'
-          ? historyEvent(EventType.SubOrchestrationInstanceCompleted, { TaskScheduledId: taskId, Result: JSON.stringify(output ?? null) })
+          ? historyEvent(EventType.SubOrchestrationInstanceCompleted, {
+              TaskScheduledId: taskId,
+              Result: JSON.stringify(output ?? null),
+            })
           : historyEvent(EventType.SubOrchestrationInstanceFailed, {
               TaskScheduledId: taskId,
               Reason: String(output),
@@ -448,7 +501,8 @@ export class DurableEngine {
 
 /** String inputs travel JSON-encoded in actions (the library's Utils.processInput); others as they are. */
 function decodeInput(input: unknown): unknown {
-  if (typeof input !== 'string') return input === undefined ? undefined : (JSON.parse(JSON.stringify(input)) as unknown);
+  if (typeof input !== 'string')
+    return input === undefined ? undefined : (JSON.parse(JSON.stringify(input)) as unknown);
   try {
     return JSON.parse(input) as unknown;
   } catch {

@@ -75,7 +75,14 @@ export interface OrchestratorState {
 }
 
 export function historyEvent(type: number, fields: Record<string, unknown> = {}, eventId = -1): HistoryEvent {
-  return { EventType: type, EventId: eventId, IsPlayed: false, Timestamp: new Date(), IsProcessed: false, ...fields };
+  return {
+    EventType: type,
+    EventId: eventId,
+    IsPlayed: false,
+    Timestamp: new Date(),
+    IsProcessed: false,
+    ...fields,
+  };
 }
 
 /** Leaf actions in the order the library hands out sequence numbers (compound actions flattened). */

@@ -10,7 +10,11 @@ afterAll(async () => {
   await host.stop();
 });
 
-async function start(name: string, input: unknown, instanceId?: string): Promise<{ id: string; statusQueryGetUri: string }> {
+async function start(
+  name: string,
+  input: unknown,
+  instanceId?: string,
+): Promise<{ id: string; statusQueryGetUri: string }> {
   const res = await fetch(`${host.url}/api/orchestrators/${name}${instanceId ? `/${instanceId}` : ''}`, {
     method: 'POST',
     headers: { 'x-functions-key': keys.functionKey, 'content-type': 'application/json' },

@@ -28,7 +28,9 @@ describe('HTTP triggers', () => {
   });
 
   it('applies route constraints', async () => {
-    const res = await fetch(`${host.url}/api/items/abc`, { headers: { 'x-functions-key': keys.functionKey } });
+    const res = await fetch(`${host.url}/api/items/abc`, {
+      headers: { 'x-functions-key': keys.functionKey },
+    });
     expect(res.status).toBe(404);
   });
 
@@ -41,7 +43,9 @@ describe('HTTP triggers', () => {
   it('requires a function key for authLevel function, from the header or the code query', async () => {
     expect((await fetch(`${host.url}/api/items/7`)).status).toBe(401);
     expect((await fetch(`${host.url}/api/items/7?code=wrong`)).status).toBe(401);
-    const viaHeader = await fetch(`${host.url}/api/items/7`, { headers: { 'x-functions-key': keys.functionKey } });
+    const viaHeader = await fetch(`${host.url}/api/items/7`, {
+      headers: { 'x-functions-key': keys.functionKey },
+    });
     expect(viaHeader.status).toBe(200);
     expect(await viaHeader.json()).toEqual({ id: 7, method: 'GET' });
     const viaQuery = await fetch(`${host.url}/api/items/7?code=${keys.masterKey}`, { method: 'DELETE' });
@@ -49,9 +53,13 @@ describe('HTTP triggers', () => {
   });
 
   it('accepts only the master key for authLevel admin', async () => {
-    const withFunctionKey = await fetch(`${host.url}/api/admin-area`, { headers: { 'x-functions-key': keys.functionKey } });
+    const withFunctionKey = await fetch(`${host.url}/api/admin-area`, {
+      headers: { 'x-functions-key': keys.functionKey },
+    });
     expect(withFunctionKey.status).toBe(401);
-    const withMaster = await fetch(`${host.url}/api/admin-area`, { headers: { 'x-functions-key': keys.masterKey } });
+    const withMaster = await fetch(`${host.url}/api/admin-area`, {
+      headers: { 'x-functions-key': keys.masterKey },
+    });
     expect(withMaster.status).toBe(204);
   });
 

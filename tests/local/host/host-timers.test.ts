@@ -49,7 +49,8 @@ describe('timer triggers', () => {
     const before = observed.slowTimerRuns;
     await Promise.all([host.runTimer('nightly'), host.runTimer('nightly')]);
     const deadline = Date.now() + 2000;
-    while (observed.slowTimerRuns < before + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (observed.slowTimerRuns < before + 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     expect(observed.slowTimerRuns).toBe(before + 2);
   });
 

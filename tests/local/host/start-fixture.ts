@@ -3,7 +3,9 @@ import { LocalFunctionsHost } from '../../../local/host/host';
 
 export const keys = { functionKey: 'fixture-function-key', masterKey: 'fixture-master-key' };
 
-export async function startFixtureHost(timers: 'schedule' | 'manual' = 'manual'): Promise<LocalFunctionsHost> {
+export async function startFixtureHost(
+  timers: 'schedule' | 'manual' = 'manual',
+): Promise<LocalFunctionsHost> {
   const host = new LocalFunctionsHost({
     appRoot: join(__dirname, 'fixtures'),
     entryModules: [join(__dirname, 'fixtures', 'app')],

@@ -1,0 +1,237 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the app reads, in one place. Parsed once at start-up (an `appStart` hook), so a
+ * bad or missing setting stops the app with a message that names it instead of failing on the
+ * first request. In Azure, connections are identity-based (DefaultAzureCredential / managed
+ * identity) and secrets come from Key Vault; keys and connection strings are for local stand-ins.
+ */
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** Environment values are trimmed and an empty value counts as unset. */
+const optionalString = z.preprocess(
+  (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+  z.string().optional(),
+);
+
+const url = (protocols: string[], example: string) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' ? value.trim() : value),
+    z
+      .string({ error: `required (for example ${example})` })
+      .min(1, { message: `required (for example ${example})`, abort: true })
+      .refine(
+        (value) => {
+          try {
+            return protocols.includes(new URL(value).protocol);
+          } catch {
+            return false;
+          }
+        },
+        `must be a ${protocols.join(' or ')} URL such as ${example}`,
+      )
+      .transform((value) => value.replace(/\/+$/, '')),
+  );
+
+const optionalUrl = (protocols: string[], example: string) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+    url(protocols, example).optional(),
+  );
+
+const flag = z.preprocess(
+  (value) => (typeof value === 'string' ? value.trim().toLowerCase() : value),
+  z
+    .enum(['true', 'false', '1', '0', ''])
+    .optional()
+    .transform((value) => value === 'true' || value === '1'),
+);
+
+const positiveInt = (fallback: number) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value) : undefined),
+    z.number().int().positive().default(fallback),
+  );
+
+/** `keyvault:<secret-name>`: resolved from the vault named by KEY_VAULT_URI at start-up. */
+const KEY_VAULT_REFERENCE = /^keyvault:([0-9a-zA-Z-]{1,127})$/;
+
+const rawSchema = z.object({
+  KEY_VAULT_URI: optionalUrl(['https:'], 'https://kv-chargeback.vault.azure.net'),
+
+  REDIS_URL: url(['redis:', 'rediss:'], 'rediss://redis-chargeback.redis.cache.windows.net:6380'),
+  REDIS_PASSWORD: optionalString,
+
+  STORAGE_CONNECTION_STRING: optionalString,
+  STORAGE_BLOB_URL: optionalUrl(['https:', 'http:'], 'https://stchargeback.blob.core.windows.net'),
+  REPORTS_CONTAINER: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+    z
+      .string()
+      .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a valid blob container name')
+      .default('reports'),
+  ),
+
+  COSMOS_ENDPOINT: url(['https:'], 'https://cosmos-chargeback.documents.azure.com'),
+  COSMOS_KEY: optionalString,
+  COSMOS_DATABASE: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+    z.string().default('chargeback'),
+  ),
+  COSMOS_ALLOW_SELF_SIGNED_CERT: flag,
+
+  AZURE_OPENAI_ENDPOINT: url(['https:', 'http:'], 'https://aoai-chargeback.openai.azure.com'),
+  AZURE_OPENAI_API_KEY: optionalString,
+  AZURE_OPENAI_API_VERSION: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+    z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}(-preview)?$/, 'must look like 2024-10-21')
+      .default('2024-10-21'),
+  ),
+
+  SPEECH_REGION: optionalString,
+  SPEECH_ENDPOINT: optionalUrl(['https:', 'http:'], 'https://eastus.api.cognitive.microsoft.com'),
+  SPEECH_KEY: optionalString,
+
+  APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
+  HEALTH_CHECK_TIMEOUT_MS: positiveInt(2000),
+});
+
+/** Rules that span settings; checked on the raw environment so they are reported with the rest. */
+function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
+  const value = (name: string): string | undefined => {
+    const raw = env[name]?.trim();
+    return raw ? raw : undefined;
+  };
+  const problems: string[] = [];
+  if (!value('STORAGE_CONNECTION_STRING') && !value('STORAGE_BLOB_URL')) {
+    problems.push(
+      'STORAGE_BLOB_URL: set STORAGE_BLOB_URL (identity-based, in Azure) or STORAGE_CONNECTION_STRING (local stand-ins)',
+    );
+  }
+  if (!value('SPEECH_REGION') && !value('SPEECH_ENDPOINT')) {
+    problems.push('SPEECH_REGION: set SPEECH_REGION or SPEECH_ENDPOINT');
+  }
+  const cosmos = value('COSMOS_ENDPOINT');
+  const selfSigned = value('COSMOS_ALLOW_SELF_SIGNED_CERT')?.toLowerCase();
+  if (
+    (selfSigned === 'true' || selfSigned === '1') &&
+    cosmos &&
+    URL.canParse(cosmos) &&
+    !isLoopback(cosmos)
+  ) {
+    problems.push(
+      'COSMOS_ALLOW_SELF_SIGNED_CERT: is only allowed for a Cosmos DB emulator on a loopback address',
+    );
+  }
+  if (!value('KEY_VAULT_URI')) {
+    for (const name of SECRET_SETTINGS) {
+      if (KEY_VAULT_REFERENCE.test(value(name) ?? '')) {
+        problems.push(`${name}: refers to Key Vault but KEY_VAULT_URI is not set`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** The settings that may hold a secret, and so a `keyvault:` reference. */
+const SECRET_SETTINGS = [
+  'REDIS_PASSWORD',
+  'STORAGE_CONNECTION_STRING',
+  'COSMOS_KEY',
+  'AZURE_OPENAI_API_KEY',
+  'SPEECH_KEY',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+] as const;
+
+export type RawConfig = z.infer<typeof rawSchema>;
+
+export interface AppConfig {
+  keyVaultUri?: string;
+  redis: { url: string; password?: string };
+  storage: { connectionString?: string; blobUrl?: string; reportsContainer: string };
+  cosmos: { endpoint: string; key?: string; database: string; allowSelfSignedCert: boolean };
+  openai: { endpoint: string; apiKey?: string; apiVersion: string };
+  speech: { region?: string; endpoint?: string; key?: string };
+  appInsightsConnectionString?: string;
+  healthCheckTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads a secret by name; in Azure this is Key Vault through the app's managed identity. */
+export type SecretReader = (name: string) => Promise<string>;
+
+/** Validates the environment. Pure: no I/O, Key Vault references stay unresolved. */
+export function parseConfig(env: NodeJS.ProcessEnv): RawConfig {
+  const parsed = rawSchema.safeParse(env);
+  const problems = [
+    ...(parsed.success
+      ? []
+      : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)),
+    ...crossFieldProblems(env),
+  ];
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return parsed.data;
+}
+
+/** Validates the environment and resolves `keyvault:` references into an AppConfig. */
+export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretReader): Promise<AppConfig> {
+  const raw = parseConfig(env);
+  const resolve = async (name: (typeof SECRET_SETTINGS)[number]): Promise<string | undefined> => {
+    const value = raw[name];
+    if (typeof value !== 'string') return undefined;
+    const reference = KEY_VAULT_REFERENCE.exec(value);
+    if (!reference) return value;
+    if (!readSecret)
+      throw new ConfigError([`${name}: refers to Key Vault but no secret reader is available`]);
+    try {
+      return await readSecret(reference[1] as string);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ConfigError([
+        `${name}: cannot read secret '${reference[1]}' from ${raw.KEY_VAULT_URI}: ${reason}`,
+      ]);
+    }
+  };
+  const [redisPassword, storageConnectionString, cosmosKey, openaiKey, speechKey, appInsights] =
+    await Promise.all(SECRET_SETTINGS.map(resolve));
+  return {
+    keyVaultUri: raw.KEY_VAULT_URI,
+    redis: { url: raw.REDIS_URL, password: redisPassword },
+    storage: {
+      connectionString: storageConnectionString,
+      blobUrl: raw.STORAGE_BLOB_URL,
+      reportsContainer: raw.REPORTS_CONTAINER,
+    },
+    cosmos: {
+      endpoint: raw.COSMOS_ENDPOINT,
+      key: cosmosKey,
+      database: raw.COSMOS_DATABASE,
+      allowSelfSignedCert: raw.COSMOS_ALLOW_SELF_SIGNED_CERT,
+    },
+    openai: {
+      endpoint: raw.AZURE_OPENAI_ENDPOINT,
+      apiKey: openaiKey,
+      apiVersion: raw.AZURE_OPENAI_API_VERSION,
+    },
+    speech: { region: raw.SPEECH_REGION, endpoint: raw.SPEECH_ENDPOINT, key: speechKey },
+    appInsightsConnectionString: appInsights,
+    healthCheckTimeoutMs: raw.HEALTH_CHECK_TIMEOUT_MS,
+  };
+}
+
+function isLoopback(endpoint: string): boolean {
+  try {
+    return LOOPBACK_HOSTS.has(new URL(endpoint).hostname);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,127 @@
+import { ConfigError, loadConfig, parseConfig } from '../../shared/config';
+
+const valid = {
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  STORAGE_CONNECTION_STRING: 'UseDevelopmentStorage=true',
+  COSMOS_ENDPOINT: 'https://127.0.0.1:8081/',
+  COSMOS_KEY: 'emulator-key',
+  COSMOS_ALLOW_SELF_SIGNED_CERT: 'true',
+  AZURE_OPENAI_ENDPOINT: 'http://127.0.0.1:9000',
+  AZURE_OPENAI_API_KEY: 'sim-key',
+  SPEECH_ENDPOINT: 'http://127.0.0.1:9001',
+};
+
+function problems(env: NodeJS.ProcessEnv): string[] {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('accepts a complete local environment and applies defaults', async () => {
+    const config = await loadConfig(valid);
+    expect(config).toMatchObject({
+      redis: { url: 'redis://127.0.0.1:6379' },
+      storage: { connectionString: 'UseDevelopmentStorage=true', reportsContainer: 'reports' },
+      cosmos: {
+        endpoint: 'https://127.0.0.1:8081',
+        key: 'emulator-key',
+        database: 'chargeback',
+        allowSelfSignedCert: true,
+      },
+      openai: { endpoint: 'http://127.0.0.1:9000', apiKey: 'sim-key', apiVersion: '2024-10-21' },
+      speech: { endpoint: 'http://127.0.0.1:9001' },
+      healthCheckTimeoutMs: 2000,
+    });
+  });
+
+  it('accepts an identity-based Azure environment with no keys at all', async () => {
+    const config = await loadConfig({
+      REDIS_URL: 'rediss://redis-x.redis.cache.windows.net:6380',
+      STORAGE_BLOB_URL: 'https://stx.blob.core.windows.net',
+      COSMOS_ENDPOINT: 'https://cosmos-x.documents.azure.com:443/',
+      AZURE_OPENAI_ENDPOINT: 'https://aoai-x.openai.azure.com',
+      SPEECH_REGION: 'swedencentral',
+    });
+    expect(config.cosmos.key).toBeUndefined();
+    expect(config.openai.apiKey).toBeUndefined();
+    expect(config.storage.blobUrl).toBe('https://stx.blob.core.windows.net');
+  });
+
+  it('names every missing required setting at once', () => {
+    expect(problems({})).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^REDIS_URL: required/),
+        expect.stringMatching(/^COSMOS_ENDPOINT: required/),
+        expect.stringMatching(/^AZURE_OPENAI_ENDPOINT: required/),
+        expect.stringMatching(/^STORAGE_BLOB_URL: set STORAGE_BLOB_URL/),
+        expect.stringMatching(/^SPEECH_REGION: set SPEECH_REGION or SPEECH_ENDPOINT/),
+      ]),
+    );
+  });
+
+  it('treats blank values as unset and trims the others', () => {
+    expect(problems({ ...valid, REDIS_URL: '   ' })).toEqual([expect.stringMatching(/^REDIS_URL: required/)]);
+    expect(parseConfig({ ...valid, COSMOS_DATABASE: '  finance  ' }).COSMOS_DATABASE).toBe('finance');
+  });
+
+  it('rejects values of the wrong form with a message naming the setting', () => {
+    expect(problems({ ...valid, REDIS_URL: 'http://127.0.0.1:6379' })).toEqual([
+      expect.stringMatching(/^REDIS_URL: must be a redis: or rediss: URL/),
+    ]);
+    expect(problems({ ...valid, COSMOS_ENDPOINT: 'not a url' })).toEqual([
+      expect.stringMatching(/^COSMOS_ENDPOINT: must be a https: URL/),
+    ]);
+    expect(problems({ ...valid, HEALTH_CHECK_TIMEOUT_MS: '-5' })[0]).toMatch(/^HEALTH_CHECK_TIMEOUT_MS:/);
+    expect(problems({ ...valid, REPORTS_CONTAINER: 'Bad_Name' })[0]).toMatch(
+      /^REPORTS_CONTAINER: must be a valid/,
+    );
+    expect(problems({ ...valid, AZURE_OPENAI_API_VERSION: 'latest' })[0]).toMatch(
+      /^AZURE_OPENAI_API_VERSION:/,
+    );
+  });
+
+  it('allows a self-signed certificate only for an emulator on loopback', () => {
+    expect(
+      problems({
+        ...valid,
+        COSMOS_ENDPOINT: 'https://cosmos-x.documents.azure.com',
+        COSMOS_ALLOW_SELF_SIGNED_CERT: 'true',
+      }),
+    ).toEqual([expect.stringMatching(/^COSMOS_ALLOW_SELF_SIGNED_CERT: is only allowed/)]);
+  });
+
+  it('resolves keyvault: references through the secret reader', async () => {
+    const read: string[] = [];
+    const config = await loadConfig(
+      { ...valid, KEY_VAULT_URI: 'https://kv-x.vault.azure.net', REDIS_PASSWORD: 'keyvault:redis-key' },
+      (name) => {
+        read.push(name);
+        return Promise.resolve(`secret-of-${name}`);
+      },
+    );
+    expect(config.redis.password).toBe('secret-of-redis-key');
+    expect(read).toEqual(['redis-key']);
+  });
+
+  it('requires KEY_VAULT_URI for keyvault: references', () => {
+    expect(problems({ ...valid, AZURE_OPENAI_API_KEY: 'keyvault:aoai-key' })).toEqual([
+      'AZURE_OPENAI_API_KEY: refers to Key Vault but KEY_VAULT_URI is not set',
+    ]);
+  });
+
+  it('names the setting and the secret when Key Vault cannot be read', async () => {
+    await expect(
+      loadConfig(
+        { ...valid, KEY_VAULT_URI: 'https://kv-x.vault.azure.net', COSMOS_KEY: 'keyvault:cosmos-key' },
+        () => Promise.reject(new Error('Forbidden')),
+      ),
+    ).rejects.toThrow(
+      /COSMOS_KEY: cannot read secret 'cosmos-key' from https:\/\/kv-x\.vault\.azure\.net: Forbidden/,
+    );
+  });
+});
