@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { AppContext } from './app-context';
 import type { Probe } from './health';
 import { ProbeError } from './health';
@@ -8,8 +9,10 @@ const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
 export function dependencyProbes(app: AppContext): Record<string, Probe> {
   const { config } = app;
   return {
-    redis: async () => {
-      await app.redis().ping();
+    redis: async (signal) => {
+      const redis = app.redis();
+      await connected(redis, signal);
+      await redis.ping();
     },
     blobStorage: async (signal) => {
       await app
@@ -40,6 +43,26 @@ export function dependencyProbes(app: AppContext): Record<string, Probe> {
   };
 }
 
+/** Waits for the client's connection: commands fail fast while it is down (no offline queue). */
+function connected(redis: Redis, signal: AbortSignal): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error): void => {
+      redis.off('ready', onReady);
+      redis.off('error', onError);
+      signal.removeEventListener('abort', onAbort);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onReady = (): void => done();
+    const onError = (error: Error): void => done(error);
+    const onAbort = (): void => done(new ProbeError('timeout', 'Redis did not connect in time'));
+    redis.once('ready', onReady);
+    redis.once('error', onError);
+    signal.addEventListener('abort', onAbort);
+  });
+}
+
 async function bearerToken(app: AppContext): Promise<string> {
   const token = await app.credential().getToken(COGNITIVE_SERVICES_SCOPE);
   if (!token) throw new ProbeError('unauthorized', 'no token for Cognitive Services');
@@ -53,7 +76,9 @@ async function expectOk(url: string, headers: Record<string, string>, signal: Ab
   } catch (error) {
     throw new ProbeError(
       'unreachable',
-      error instanceof Error ? `${error.message} (${String(error.cause)})` : String(error),
+      error instanceof Error && error.cause instanceof Error
+        ? `${error.message}: ${error.cause.message}`
+        : String(error),
     );
   }
   await response.body?.cancel();
