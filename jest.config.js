@@ -3,7 +3,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/tests'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  // Type errors are `npm run typecheck`'s job: with isolatedModules (tsconfig) ts-jest only transpiles.
+  transform: { '^.+\\.ts$': 'ts-jest' },
   // The Functions Node worker injects this module at run time; the local host provides it.
   moduleNameMapper: { '^@azure/functions-core$': '<rootDir>/local/host/functions-core.ts' },
   testTimeout: 30000,

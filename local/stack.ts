@@ -20,6 +20,14 @@ export interface StandIn {
   restart?(): Promise<void>;
 }
 
+const STAND_IN_ORDER = [
+  'Redis',
+  'Azurite',
+  'Cosmos DB emulator',
+  'Azure OpenAI simulator',
+  'Azure Speech simulator',
+];
+
 export interface LocalStack {
   host: LocalFunctionsHost;
   settings: LocalSettings;
@@ -130,6 +138,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await Promise.allSettled(standIns.map((s) => s.stop()));
   };
   const results = await Promise.allSettled(starting);
+  standIns.sort((a, b) => STAND_IN_ORDER.indexOf(a.name) - STAND_IN_ORDER.indexOf(b.name));
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed.length > 0) {
     await stopStandIns();

@@ -116,7 +116,10 @@ export class LocalFunctionsHost {
 
   async start(): Promise<void> {
     this.#settings = readHostJson(this.#options.appRoot);
-    registry.setSystemLog((level, _category, message) => this.#log(`[${level}] ${message}`));
+    registry.setSystemLog((level, _category, message) => {
+      // The worker shows the library's system log from `information` up; debug and trace are noise here.
+      if (level !== 'debug' && level !== 'trace') this.#log(`[${level}] ${message}`);
+    });
 
     // Listen first: the app may need the host's own URL (durable client data) while loading.
     this.#rpcServer = http.createServer((req, res) => void this.#handleRpc(req, res));
