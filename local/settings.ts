@@ -9,6 +9,8 @@ const localSchema = z.object({
   // Local-only keys, like the storage emulator's well-known key: never used in Azure.
   LOCAL_FUNCTION_KEY: z.string().min(8).default('local-function-key'),
   LOCAL_MASTER_KEY: z.string().min(8).default('local-master-key'),
+  /** The gateway secret the local stack's callers present, standing in for APIM's named value. */
+  LOCAL_GATEWAY_KEY: z.string().min(16).default('local-gateway-shared-secret'),
 });
 
 export type LocalSettings = z.infer<typeof localSchema>;

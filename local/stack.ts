@@ -6,7 +6,9 @@ import { installFunctionsCore } from './host/install-core';
 import { startAzurite } from './services/azurite';
 import { startCosmos } from './services/cosmos';
 import { startRedis } from './services/redis';
+import type { OpenAiSimulator } from './simulators/openai';
 import { startOpenAiSimulator } from './simulators/openai';
+import type { SpeechSimulator } from './simulators/speech';
 import { startSpeechSimulator } from './simulators/speech';
 import type { LocalSettings } from './settings';
 import { applyLocalSettingsFile, readLocalSettings } from './settings';
@@ -33,6 +35,9 @@ export interface LocalStack {
   settings: LocalSettings;
   /** The stand-ins this stack started (dependencies configured in the environment are not listed). */
   standIns: StandIn[];
+  /** The upstream simulators, when they were started (tests inject faults through them). */
+  openAiSimulator?: OpenAiSimulator;
+  speechSimulator?: SpeechSimulator;
   /** Real endpoints taken from the environment instead of a stand-in. */
   configured: Array<{ name: string; url: string }>;
   settingsFile?: string;
@@ -69,7 +74,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     return dir;
   };
 
+  env.GATEWAY_SHARED_SECRET ||= settings.LOCAL_GATEWAY_KEY;
   const standIns: StandIn[] = [];
+  let openAiSimulator: OpenAiSimulator | undefined;
+  let speechSimulator: SpeechSimulator | undefined;
   const configured: Array<{ name: string; url: string }> = [];
   const starting: Array<Promise<void>> = [];
   const add = (name: string, configuredUrl: string | undefined, start: () => Promise<StandIn>): void => {
@@ -122,12 +130,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   });
   add('Azure OpenAI', env.AZURE_OPENAI_ENDPOINT, async () => {
     const simulator = await startOpenAiSimulator();
+    openAiSimulator = simulator;
     env.AZURE_OPENAI_ENDPOINT = simulator.url;
     env.AZURE_OPENAI_API_KEY = simulator.apiKey;
     return { name: 'Azure OpenAI simulator', url: simulator.url, stop: () => simulator.close() };
   });
   add('Azure Speech', env.SPEECH_ENDPOINT ?? env.SPEECH_REGION, async () => {
     const simulator = await startSpeechSimulator();
+    speechSimulator = simulator;
     env.SPEECH_ENDPOINT = simulator.url;
     env.SPEECH_KEY = simulator.key;
     env.SPEECH_REGION ||= simulator.region;
@@ -168,6 +178,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     host,
     settings,
     standIns,
+    openAiSimulator,
+    speechSimulator,
     configured,
     settingsFile,
     stop: () =>

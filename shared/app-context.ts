@@ -1,5 +1,5 @@
 import https from 'node:https';
-import type { TokenCredential } from '@azure/identity';
+import type { AccessToken, TokenCredential } from '@azure/identity';
 import { DefaultAzureCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -7,6 +7,11 @@ import { CosmosClient } from '@azure/cosmos';
 import { Redis } from 'ioredis';
 import type { AppConfig } from './config';
 import { loadConfig } from './config';
+import { ensureError } from './errors';
+import { UsageRecorder } from './usage-recorder';
+import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from './usage-spool';
+
+export const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
 
 /**
  * The app's configuration and SDK clients: loaded once at start-up, clients created lazily on
@@ -18,6 +23,10 @@ export interface AppContext {
   redis(): Redis;
   blobService(): BlobServiceClient;
   cosmos(): CosmosClient;
+  usageRecorder(): UsageRecorder;
+  usageSpool(): BlobUsageSpool;
+  /** Headers that authenticate an upstream Azure OpenAI / Speech call: the key, or an Entra token. */
+  cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
 
@@ -60,23 +69,29 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
   let redis: Redis | undefined;
   let blobService: BlobServiceClient | undefined;
   let cosmos: CosmosClient | undefined;
+  let spool: BlobUsageSpool | undefined;
+  let recorder: UsageRecorder | undefined;
+  let token: AccessToken | undefined;
+  const blobs = (): BlobServiceClient =>
+    (blobService ??= config.storage.connectionString
+      ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
+      : new BlobServiceClient(config.storage.blobUrl as string, getCredential()));
+  const redisClient = (): Redis =>
+    (redis ??= new Redis(config.redis.url, {
+      password: config.redis.password,
+      connectTimeout: 5000,
+      commandTimeout: 5000,
+      maxRetriesPerRequest: 2,
+      // A down Redis must fail fast, not queue commands forever (usage then goes to the spool).
+      enableOfflineQueue: false,
+    }));
+  const usageSpool = (): BlobUsageSpool =>
+    (spool ??= new BlobUsageSpool(blobs().getContainerClient(USAGE_SPOOL_CONTAINER)));
   return {
     config,
     credential: getCredential,
-    redis: () =>
-      (redis ??= new Redis(config.redis.url, {
-        password: config.redis.password,
-        connectTimeout: 5000,
-        commandTimeout: 5000,
-        maxRetriesPerRequest: 2,
-        // A down Redis must fail fast, not queue commands forever (the proxy falls back to a spool).
-        enableOfflineQueue: false,
-        lazyConnect: false,
-      })),
-    blobService: () =>
-      (blobService ??= config.storage.connectionString
-        ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
-        : new BlobServiceClient(config.storage.blobUrl as string, getCredential())),
+    redis: redisClient,
+    blobService: blobs,
     cosmos: () =>
       (cosmos ??= new CosmosClient({
         endpoint: config.cosmos.endpoint,
@@ -87,6 +102,25 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
           : {}),
         connectionPolicy: { requestTimeout: 10_000 },
       })),
+    usageSpool,
+    usageRecorder: () =>
+      (recorder ??= new UsageRecorder(redisClient, usageSpool(), {
+        redisTimeoutMs: config.proxy.redisWriteTimeoutMs,
+        onSpooled: (event, reason) =>
+          console.warn(`Usage event ${event.id} spooled to blob storage: ${ensureError(reason).message}`),
+        onUnrecorded: (event, error) =>
+          console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
+      })),
+    async cognitiveAuthHeaders(key): Promise<Record<string, string>> {
+      if (key) return { 'api-key': key };
+      // Tokens last about an hour; refresh five minutes before expiry.
+      if (!token || token.expiresOnTimestamp - Date.now() < 5 * 60_000) {
+        const fresh = await getCredential().getToken(COGNITIVE_SERVICES_SCOPE);
+        if (!fresh) throw new Error('No Entra ID token for Azure AI services (Cognitive Services scope).');
+        token = fresh;
+      }
+      return { authorization: `Bearer ${token.token}` };
+    },
     close() {
       redis?.disconnect();
       cosmos?.dispose();

@@ -95,6 +95,18 @@ const rawSchema = z.object({
   SPEECH_ENDPOINT: optionalUrl(['https:', 'http:'], 'https://eastus.api.cognitive.microsoft.com'),
   SPEECH_KEY: optionalString,
 
+  GATEWAY_SHARED_SECRET: z.preprocess(
+    (value) => (typeof value === 'string' ? value.trim() : value),
+    z
+      .string({
+        error: 'required: the secret APIM sends in x-chargeback-gateway-key (use keyvault:<name> in Azure)',
+      })
+      .min(16, 'must be at least 16 characters'),
+  ),
+  MAX_REQUEST_BYTES: positiveInt(8 * 1024 * 1024),
+  UPSTREAM_TIMEOUT_MS: positiveInt(120_000),
+  REDIS_WRITE_TIMEOUT_MS: positiveInt(250),
+
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
   HEALTH_CHECK_TIMEOUT_MS: positiveInt(2000),
 });
@@ -144,6 +156,7 @@ const SECRET_SETTINGS = [
   'AZURE_OPENAI_API_KEY',
   'SPEECH_KEY',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'GATEWAY_SHARED_SECRET',
 ] as const;
 
 export type RawConfig = z.infer<typeof rawSchema>;
@@ -157,6 +170,12 @@ export interface AppConfig {
   speech: { region?: string; endpoint?: string; key?: string };
   appInsightsConnectionString?: string;
   healthCheckTimeoutMs: number;
+  proxy: {
+    gatewaySecret: string;
+    maxRequestBytes: number;
+    upstreamTimeoutMs: number;
+    redisWriteTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -201,8 +220,15 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
       ]);
     }
   };
-  const [redisPassword, storageConnectionString, cosmosKey, openaiKey, speechKey, appInsights] =
-    await Promise.all(SECRET_SETTINGS.map(resolve));
+  const [
+    redisPassword,
+    storageConnectionString,
+    cosmosKey,
+    openaiKey,
+    speechKey,
+    appInsights,
+    gatewaySecret,
+  ] = await Promise.all(SECRET_SETTINGS.map(resolve));
   return {
     keyVaultUri: raw.KEY_VAULT_URI,
     redis: { url: raw.REDIS_URL, password: redisPassword },
@@ -225,6 +251,12 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
     speech: { region: raw.SPEECH_REGION, endpoint: raw.SPEECH_ENDPOINT, key: speechKey },
     appInsightsConnectionString: appInsights,
     healthCheckTimeoutMs: raw.HEALTH_CHECK_TIMEOUT_MS,
+    proxy: {
+      gatewaySecret: gatewaySecret ?? raw.GATEWAY_SHARED_SECRET,
+      maxRequestBytes: raw.MAX_REQUEST_BYTES,
+      upstreamTimeoutMs: raw.UPSTREAM_TIMEOUT_MS,
+      redisWriteTimeoutMs: raw.REDIS_WRITE_TIMEOUT_MS,
+    },
   };
 }
 

@@ -10,7 +10,8 @@ import { countTokens, encode } from 'gpt-tokenizer/encoding/o200k_base';
  * the bottleneck of a benchmark.
  */
 
-export type SimulatorFault = '429' | '500' | '503' | 'timeout' | 'cut' | `slow:${number}`;
+/** `slow:<ms>` delays the response, `drip:<ms>` spaces SSE chunks, `cut` drops a stream half-way. */
+export type SimulatorFault = '429' | '500' | '503' | 'timeout' | 'cut' | `slow:${number}` | `drip:${number}`;
 
 export interface OpenAiSimulatorOptions {
   port?: number;
@@ -29,7 +30,8 @@ export interface OpenAiSimulator {
   readonly port: number;
   readonly apiKey: string;
   readonly deployments: Readonly<Record<string, string>>;
-  readonly stats: { requests: number };
+  /** `aborted`: streams whose client went away before the end. */
+  readonly stats: { requests: number; aborted: number };
   /** Applies to every later request; a request's `x-simulator-fault` header wins. */
   setFault(fault: SimulatorFault | undefined): void;
   close(): Promise<void>;
@@ -85,7 +87,7 @@ interface ChatMessage {
 export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {}): Promise<OpenAiSimulator> {
   const apiKey = options.apiKey ?? SIMULATOR_API_KEY;
   const deployments = { ...(options.deployments ?? DEFAULT_DEPLOYMENTS) };
-  const stats = { requests: 0 };
+  const stats = { requests: 0, aborted: 0 };
   let fault = options.fault;
   const promptCache = new Set<string>();
 
@@ -220,7 +222,10 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
     if (delay > 0) await sleep(delay);
 
     if (operation === 'embeddings') return embeddings(res, request, model);
-    return chat(res, request, model, requestFault === 'cut');
+    const chunkDelayMs = requestFault?.startsWith('drip:')
+      ? Number(requestFault.slice(5))
+      : (options.chunkDelayMs ?? 0);
+    return chat(res, request, model, requestFault === 'cut', chunkDelayMs);
   }
 
   function chat(
@@ -228,6 +233,7 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
     request: Record<string, unknown>,
     model: string,
     cut: boolean,
+    chunkDelayMs: number,
   ): Promise<void> | void {
     const messages = request.messages;
     if (!Array.isArray(messages) || messages.length === 0) {
@@ -336,13 +342,14 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
       withUsage({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason, logprobs: null }] }),
     ];
     if (includeUsage) chunks.push({ ...base, choices: [], usage });
-    return streamChunks(res, chunks, cut);
+    return streamChunks(res, chunks, cut, chunkDelayMs);
   }
 
   async function streamChunks(
     res: http.ServerResponse,
     chunks: Array<Record<string, unknown>>,
     cut: boolean,
+    chunkDelayMs: number,
   ): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -353,7 +360,10 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
     res.flushHeaders();
     const cutAt = cut ? Math.max(2, Math.floor(chunks.length / 2)) : Infinity;
     for (let i = 0; i < chunks.length; i++) {
-      if (res.destroyed) return;
+      if (res.destroyed) {
+        stats.aborted += 1;
+        return;
+      }
       if (i === cutAt) {
         // Let what was written reach the client, then drop the connection without [DONE].
         await sleep(20);
@@ -361,7 +371,7 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
         return;
       }
       res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
-      if (options.chunkDelayMs) await sleep(options.chunkDelayMs);
+      if (chunkDelayMs) await sleep(chunkDelayMs);
     }
     res.end('data: [DONE]\n\n');
   }

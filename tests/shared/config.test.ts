@@ -9,6 +9,7 @@ const valid = {
   AZURE_OPENAI_ENDPOINT: 'http://127.0.0.1:9000',
   AZURE_OPENAI_API_KEY: 'sim-key',
   SPEECH_ENDPOINT: 'http://127.0.0.1:9001',
+  GATEWAY_SHARED_SECRET: 'a-local-gateway-secret',
 };
 
 function problems(env: NodeJS.ProcessEnv): string[] {
@@ -40,13 +41,19 @@ describe('configuration', () => {
   });
 
   it('accepts an identity-based Azure environment with no keys at all', async () => {
-    const config = await loadConfig({
-      REDIS_URL: 'rediss://redis-x.redis.cache.windows.net:6380',
-      STORAGE_BLOB_URL: 'https://stx.blob.core.windows.net',
-      COSMOS_ENDPOINT: 'https://cosmos-x.documents.azure.com:443/',
-      AZURE_OPENAI_ENDPOINT: 'https://aoai-x.openai.azure.com',
-      SPEECH_REGION: 'swedencentral',
-    });
+    const config = await loadConfig(
+      {
+        REDIS_URL: 'rediss://redis-x.redis.cache.windows.net:6380',
+        STORAGE_BLOB_URL: 'https://stx.blob.core.windows.net',
+        COSMOS_ENDPOINT: 'https://cosmos-x.documents.azure.com:443/',
+        AZURE_OPENAI_ENDPOINT: 'https://aoai-x.openai.azure.com',
+        SPEECH_REGION: 'swedencentral',
+        KEY_VAULT_URI: 'https://kv-x.vault.azure.net',
+        GATEWAY_SHARED_SECRET: 'keyvault:gateway-key',
+      },
+      () => Promise.resolve('secret-from-the-vault'),
+    );
+    expect(config.proxy.gatewaySecret).toBe('secret-from-the-vault');
     expect(config.cosmos.key).toBeUndefined();
     expect(config.openai.apiKey).toBeUndefined();
     expect(config.storage.blobUrl).toBe('https://stx.blob.core.windows.net');
@@ -60,6 +67,7 @@ describe('configuration', () => {
         expect.stringMatching(/^AZURE_OPENAI_ENDPOINT: required/),
         expect.stringMatching(/^STORAGE_BLOB_URL: set STORAGE_BLOB_URL/),
         expect.stringMatching(/^SPEECH_REGION: set SPEECH_REGION or SPEECH_ENDPOINT/),
+        expect.stringMatching(/^GATEWAY_SHARED_SECRET: required/),
       ]),
     );
   });

@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { ATTRIBUTION_HEADERS } from '../shared/attribution';
+import { ApiError, ensureError } from '../shared/errors';
+
+/** Maps any error to the Azure OpenAI error shape, once; unexpected errors are logged, not leaked. */
+export function errorResponse(error: unknown, context: InvocationContext): HttpResponseInit {
+  if (error instanceof ApiError) return { status: error.status, jsonBody: error.toBody() };
+  context.error('Unhandled error:', ensureError(error));
+  return {
+    status: 500,
+    jsonBody: new ApiError(
+      500,
+      'InternalServerError',
+      'The server had an error while processing your request.',
+    ).toBody(),
+  };
+}
+
+/** Reads the request body, refusing more than `limit` bytes without buffering past it. */
+export async function readBodyWithin(request: HttpRequest, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+  const tooLarge = (): ApiError =>
+    new ApiError(
+      413,
+      'RequestEntityTooLarge',
+      `The request body is larger than the limit of ${limit} bytes.`,
+    );
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (declared > limit) throw tooLarge();
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of request.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}
+
+/** The id that makes a retried request count once: APIM's request id, else a new one. */
+export function correlationIdOf(request: HttpRequest): string {
+  const fromGateway = request.headers.get(ATTRIBUTION_HEADERS.requestId)?.trim();
+  return fromGateway && /^[\w.:-]{1,128}$/.test(fromGateway) ? fromGateway : randomUUID();
+}

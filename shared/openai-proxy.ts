@@ -1,0 +1,336 @@
+import { ReadableStream } from 'node:stream/web';
+import { createParser } from 'eventsource-parser';
+import { z } from 'zod';
+import type { Attribution } from './attribution';
+import { ApiError, badRequest } from './errors';
+import { estimateChatPromptTokens, countTextTokens } from './token-estimate';
+import type { UsageApi, UsageEvent, UsageFigures } from './usage';
+import { NO_USAGE, windowStart } from './usage';
+
+/**
+ * The Azure OpenAI data plane, proxied: validates the request, calls the upstream, streams the
+ * answer back unchanged, and produces exactly one usage event per served request.
+ */
+
+export type OpenAiOperation = 'chat/completions' | 'embeddings';
+
+export interface OpenAiProxyRequest {
+  operation: OpenAiOperation;
+  /** Set for the `/openai/deployments/{deployment}/...` form; the v1 form names it in `model`. */
+  deployment?: string;
+  apiVersion: string | null;
+  contentType: string | null;
+  body: Uint8Array<ArrayBuffer>;
+  attribution: Attribution;
+  correlationId: string;
+  startedAt: number;
+}
+
+export interface OpenAiProxyDeps {
+  endpoint: string;
+  authHeaders: () => Promise<Record<string, string>>;
+  record: (event: UsageEvent) => Promise<void>;
+  /** Longest wait for the upstream's response headers, and between two streamed chunks. */
+  timeoutMs: number;
+  now?: () => Date;
+}
+
+export interface OpenAiProxyResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>;
+}
+
+const message = z.object({ role: z.string().min(1), content: z.unknown().optional() }).passthrough();
+const chatBody = z
+  .object({
+    model: z.string().min(1).optional(),
+    messages: z
+      .array(message, { error: "'messages' must be a non-empty array of messages" })
+      .min(1, "'messages' must not be empty"),
+    stream: z.boolean().optional(),
+    stream_options: z.object({ include_usage: z.boolean().optional() }).passthrough().nullish(),
+  })
+  .passthrough();
+const embeddingsBody = z
+  .object({
+    model: z.string().min(1).optional(),
+    input: z.union(
+      [
+        z.string().min(1),
+        z.array(z.string().min(1)).min(1),
+        z.array(z.number().int()).min(1),
+        z.array(z.array(z.number().int()).min(1)).min(1),
+      ],
+      { error: "'input' must be a non-empty string, array of strings, or token arrays" },
+    ),
+  })
+  .passthrough();
+
+/** Headers of an upstream answer that a caller may rely on (rate limits, retry hints, request ids). */
+const PASSED_HEADERS = ['content-type', 'retry-after', 'retry-after-ms', 'apim-request-id', 'x-request-id'];
+const PASSED_PREFIXES = ['x-ratelimit-'];
+
+export async function proxyOpenAi(
+  request: OpenAiProxyRequest,
+  deps: OpenAiProxyDeps,
+): Promise<OpenAiProxyResponse> {
+  const now = deps.now ?? (() => new Date());
+  if (!/^application\/json\b/i.test(request.contentType ?? '')) {
+    throw new ApiError(415, 'UnsupportedMediaType', "Content-Type must be 'application/json'.");
+  }
+  if (request.deployment !== undefined && !request.apiVersion) {
+    throw badRequest("Missing required query parameter 'api-version'.", 'api-version');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(request.body).toString('utf8'));
+  } catch {
+    throw badRequest('The request body is not valid JSON.');
+  }
+  const parsed = (request.operation === 'chat/completions' ? chatBody : embeddingsBody).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badRequest(issue?.message ?? 'Invalid request body.', issue?.path.join('.') || null);
+  }
+  const body = parsed.data as z.infer<typeof chatBody> & z.infer<typeof embeddingsBody>;
+  const deployment = request.deployment ?? body.model;
+  if (!deployment) throw badRequest("Missing required parameter 'model'.", 'model');
+
+  const api: UsageApi = request.operation === 'chat/completions' ? 'chat' : 'embeddings';
+  const streaming = api === 'chat' && body.stream === true;
+  const callerWantsUsage = body.stream_options?.include_usage === true;
+  let upstreamBody = request.body;
+  if (streaming && !callerWantsUsage) {
+    // Usage only arrives in a final chunk when asked for; ask, and hide that chunk again below.
+    upstreamBody = new TextEncoder().encode(
+      JSON.stringify({ ...body, stream_options: { ...body.stream_options, include_usage: true } }),
+    );
+  }
+
+  const url =
+    request.deployment !== undefined
+      ? `${deps.endpoint}/openai/deployments/${encodeURIComponent(request.deployment)}/${request.operation}?api-version=${encodeURIComponent(request.apiVersion ?? '')}`
+      : `${deps.endpoint}/openai/v1/${request.operation}`;
+  const abort = new AbortController();
+  const headerTimer = setTimeout(() => abort.abort(new Error('upstream timeout')), deps.timeoutMs);
+  let upstream: Response;
+  try {
+    upstream = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-ms-client-request-id': request.correlationId,
+        ...(await deps.authHeaders()),
+      },
+      body: upstreamBody,
+      signal: abort.signal,
+    });
+  } catch (error) {
+    throw abort.signal.aborted
+      ? new ApiError(504, 'GatewayTimeout', `Azure OpenAI did not answer within ${deps.timeoutMs} ms.`)
+      : new ApiError(502, 'BadGateway', `Azure OpenAI could not be reached: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(headerTimer);
+  }
+
+  const headers = passedHeaders(upstream.headers);
+  const event = (figures: UsageFigures, model: string, estimated: boolean): UsageEvent => {
+    const recordedAt = now();
+    return {
+      id: request.correlationId,
+      recordedAt: recordedAt.toISOString(),
+      window: windowStart(recordedAt).toISOString(),
+      subscriptionId: request.attribution.subscriptionId,
+      appId: request.attribution.appId,
+      department: request.attribution.department,
+      ...(request.attribution.userId ? { userId: request.attribution.userId } : {}),
+      api,
+      deployment,
+      model: model || deployment,
+      ...figures,
+      status: upstream.status,
+      latencyMs: Date.now() - request.startedAt,
+      streamed: streaming,
+      estimated,
+    };
+  };
+
+  const isEventStream = /text\/event-stream/i.test(upstream.headers.get('content-type') ?? '');
+  if (!upstream.ok || !streaming || !isEventStream || !upstream.body) {
+    const bytes = new Uint8Array(await upstream.arrayBuffer());
+    if (upstream.ok) {
+      // Nothing billable is recorded for a failed call; a served one is recorded before answering.
+      const answer = parseJsonObject(bytes);
+      await deps.record(
+        event(usageFigures(answer.usage), typeof answer.model === 'string' ? answer.model : '', false),
+      );
+    }
+    return { status: upstream.status, headers, body: bytes };
+  }
+
+  return {
+    status: upstream.status,
+    headers,
+    body: relayStream(upstream.body as unknown as ReadableStream<Uint8Array>, {
+      hideUsage: !callerWantsUsage,
+      idleTimeoutMs: deps.timeoutMs,
+      abort: (reason) => abort.abort(reason),
+      finish: async ({ usage, model, text }) => {
+        const exact = usage !== undefined;
+        const figures = exact
+          ? usageFigures(usage)
+          : {
+              ...NO_USAGE,
+              promptTokens: estimateChatPromptTokens(body.messages),
+              completionTokens: countTextTokens(text),
+            };
+        await deps.record(event(figures, model, !exact));
+      },
+    }),
+  };
+}
+
+interface StreamOutcome {
+  usage: unknown;
+  model: string;
+  text: string;
+}
+
+/**
+ * Passes SSE events through one by one as they arrive. Watches them for the model, the text and
+ * the final usage chunk; hides that chunk (and the `usage: null` fields that came with it) from a
+ * caller that did not ask for usage. `finish` runs exactly once: at the end, on a broken upstream,
+ * or when the caller goes away (the upstream call is then cancelled).
+ */
+function relayStream(
+  upstream: ReadableStream<Uint8Array>,
+  options: {
+    hideUsage: boolean;
+    idleTimeoutMs: number;
+    abort: (reason: Error) => void;
+    finish: (outcome: StreamOutcome) => Promise<void>;
+  },
+): ReadableStream<Uint8Array> {
+  const reader = upstream.getReader();
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  const outcome: StreamOutcome = { usage: undefined, model: '', text: '' };
+  const ready: Uint8Array[] = [];
+  let finished: Promise<void> | undefined;
+  const finish = (): Promise<void> => (finished ??= options.finish(outcome));
+
+  const parser = createParser({
+    onEvent(sse) {
+      if (sse.data === '[DONE]') {
+        ready.push(encoder.encode('data: [DONE]\n\n'));
+        return;
+      }
+      let chunk: { model?: unknown; usage?: unknown; choices?: Array<{ delta?: { content?: unknown } }> };
+      try {
+        chunk = JSON.parse(sse.data) as typeof chunk;
+      } catch {
+        ready.push(encoder.encode(`data: ${sse.data}\n\n`));
+        return;
+      }
+      if (typeof chunk.model === 'string' && chunk.model) outcome.model = chunk.model;
+      if (chunk.usage) outcome.usage = chunk.usage;
+      for (const choice of chunk.choices ?? []) {
+        if (typeof choice.delta?.content === 'string') outcome.text += choice.delta.content;
+      }
+      if (options.hideUsage && 'usage' in chunk) {
+        if (chunk.usage && (chunk.choices ?? []).length === 0) return; // the usage-only chunk
+        delete chunk.usage;
+        ready.push(encoder.encode(`data: ${JSON.stringify(chunk)}\n\n`));
+        return;
+      }
+      ready.push(encoder.encode(`data: ${sse.data}\n\n`));
+    },
+  });
+
+  const readWithIdleTimeout = async (): Promise<ReadableStreamReadResult<Uint8Array>> => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        reader.read(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const error = new Error(`Azure OpenAI sent nothing for ${options.idleTimeoutMs} ms.`);
+            options.abort(error);
+            reject(error);
+          }, options.idleTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        while (ready.length === 0) {
+          const { done, value } = await readWithIdleTimeout();
+          if (done) {
+            await finish();
+            controller.close();
+            return;
+          }
+          parser.feed(decoder.decode(value, { stream: true }));
+        }
+        controller.enqueue(ready.shift() as Uint8Array);
+      } catch (error) {
+        await finish();
+        controller.error(error);
+      }
+    },
+    async cancel(reason) {
+      options.abort(reason instanceof Error ? reason : new Error('client disconnected'));
+      await reader.cancel(reason).catch(() => undefined);
+      await finish();
+    },
+  });
+}
+
+function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
+  try {
+    const value = JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+const upstreamUsage = z
+  .object({
+    prompt_tokens: z.number().int().nonnegative().default(0),
+    completion_tokens: z.number().int().nonnegative().default(0),
+    prompt_tokens_details: z.object({ cached_tokens: z.number().int().nonnegative().nullish() }).nullish(),
+    completion_tokens_details: z
+      .object({ reasoning_tokens: z.number().int().nonnegative().nullish() })
+      .nullish(),
+  })
+  .passthrough();
+
+/** The usage the upstream reported, field by field (reasoning tokens are part of completion tokens). */
+export function usageFigures(usage: unknown): UsageFigures {
+  const parsed = upstreamUsage.safeParse(usage ?? {});
+  if (!parsed.success) return NO_USAGE;
+  return {
+    ...NO_USAGE,
+    promptTokens: parsed.data.prompt_tokens,
+    cachedTokens: parsed.data.prompt_tokens_details?.cached_tokens ?? 0,
+    completionTokens: parsed.data.completion_tokens,
+    reasoningTokens: parsed.data.completion_tokens_details?.reasoning_tokens ?? 0,
+  };
+}
+
+function passedHeaders(upstream: Headers): Record<string, string> {
+  const headers: Record<string, string> = {};
+  upstream.forEach((value, name) => {
+    if (PASSED_HEADERS.includes(name) || PASSED_PREFIXES.some((prefix) => name.startsWith(prefix))) {
+      headers[name] = value;
+    }
+  });
+  return headers;
+}
