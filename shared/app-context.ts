@@ -72,6 +72,7 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
   let spool: BlobUsageSpool | undefined;
   let recorder: UsageRecorder | undefined;
   let token: AccessToken | undefined;
+  let lastSpoolWarning = 0;
   const blobs = (): BlobServiceClient =>
     (blobService ??= config.storage.connectionString
       ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
@@ -106,8 +107,14 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
     usageRecorder: () =>
       (recorder ??= new UsageRecorder(redisClient, usageSpool(), {
         redisTimeoutMs: config.proxy.redisWriteTimeoutMs,
-        onSpooled: (event, reason) =>
-          console.warn(`Usage event ${event.id} spooled to blob storage: ${ensureError(reason).message}`),
+        onSpooled: (_event, reason) => {
+          // One line per outage, not per request: the spool is doing its job.
+          if (Date.now() - lastSpoolWarning < 60_000) return;
+          lastSpoolWarning = Date.now();
+          console.warn(
+            `Redis unavailable (${ensureError(reason).message}); spooling usage events to blob storage.`,
+          );
+        },
         onUnrecorded: (event, error) =>
           console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
       })),

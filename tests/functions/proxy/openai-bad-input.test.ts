@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { LocalStack } from '../../../local/stack';
+import { ATTRIBUTION_HEADERS } from '../../../shared/attribution';
+import { windowId, windowStart } from '../../../shared/usage';
+import { startTestStack } from '../../stack';
+
+let stack: LocalStack;
+let redis: Redis;
+beforeAll(async () => {
+  process.env.MAX_REQUEST_BYTES = '2048';
+  stack = await startTestStack();
+  redis = new Redis(process.env.REDIS_URL as string);
+}, 60_000);
+afterAll(async () => {
+  redis?.disconnect();
+  await stack?.stop();
+});
+
+const chatPath = '/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21';
+const messages = [{ role: 'user', content: 'hello' }];
+
+function headers(id: string, extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const all: Record<string, string | undefined> = {
+    'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
+    'content-type': 'application/json',
+    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET,
+    [ATTRIBUTION_HEADERS.subscription]: 'sub-ops-02',
+    [ATTRIBUTION_HEADERS.app]: 'runbook-bot',
+    [ATTRIBUTION_HEADERS.department]: 'operations',
+    [ATTRIBUTION_HEADERS.requestId]: id,
+    ...extra,
+  };
+  return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+async function call(path: string, init: { headers: Record<string, string>; body: string }) {
+  const res = await fetch(`${stack.host.url}${path}`, { method: 'POST', ...init });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as { error?: { code: string; message: string } }) : {},
+  };
+}
+
+async function recorded(id: string): Promise<boolean> {
+  return (await redis.hexists(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id)) === 1;
+}
+
+describe('bad input gets a 4xx in the Azure OpenAI error shape and records nothing', () => {
+  const cases: Array<
+    [string, string, (id: string) => { headers: Record<string, string>; body: string }, number, RegExp]
+  > = [
+    [
+      'malformed JSON',
+      chatPath,
+      (id) => ({ headers: headers(id), body: '{"messages": [' }),
+      400,
+      /not valid JSON/,
+    ],
+    [
+      'a wrong content type',
+      chatPath,
+      (id) => ({
+        headers: headers(id, { 'content-type': 'text/plain' }),
+        body: JSON.stringify({ messages }),
+      }),
+      415,
+      /application\/json/,
+    ],
+    [
+      'a body over the configured limit',
+      chatPath,
+      (id) => ({
+        headers: headers(id),
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] }),
+      }),
+      413,
+      /larger than the limit of 2048 bytes/,
+    ],
+    [
+      'an unknown deployment',
+      '/api/openai/deployments/no-such-model/chat/completions?api-version=2024-10-21',
+      (id) => ({ headers: headers(id), body: JSON.stringify({ messages }) }),
+      404,
+      /deployment for this resource does not exist/,
+    ],
+    [
+      'a missing api-version',
+      '/api/openai/deployments/gpt-4o/chat/completions',
+      (id) => ({ headers: headers(id), body: JSON.stringify({ messages }) }),
+      400,
+      /api-version/,
+    ],
+    [
+      'a missing messages field',
+      chatPath,
+      (id) => ({ headers: headers(id), body: JSON.stringify({ temperature: 0 }) }),
+      400,
+      /messages/,
+    ],
+    [
+      'empty messages',
+      chatPath,
+      (id) => ({ headers: headers(id), body: JSON.stringify({ messages: [] }) }),
+      400,
+      /must not be empty/,
+    ],
+    [
+      'a missing model on the v1 form',
+      '/api/openai/v1/chat/completions',
+      (id) => ({ headers: headers(id), body: JSON.stringify({ messages }) }),
+      400,
+      /model/,
+    ],
+    [
+      'embeddings without input',
+      '/api/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21',
+      (id) => ({ headers: headers(id), body: JSON.stringify({ input: [] }) }),
+      400,
+      /input/,
+    ],
+  ];
+
+  it.each(cases)('%s', async (_name, path, request, status, message) => {
+    const id = randomUUID();
+    const { status: got, body } = await call(path, request(id));
+    expect(got).toBe(status);
+    expect(body.error?.code).toEqual(expect.any(String));
+    expect(body.error?.message).toMatch(message);
+    expect(await recorded(id)).toBe(false);
+  });
+});
+
+describe('attribution', () => {
+  it('rejects a request without the gateway secret with 401: no anonymous billable traffic', async () => {
+    const id = randomUUID();
+    const { status, body } = await call(chatPath, {
+      headers: headers(id, { [ATTRIBUTION_HEADERS.gatewaySecret]: undefined }),
+      body: JSON.stringify({ messages }),
+    });
+    expect(status).toBe(401);
+    expect(body.error?.message).toMatch(/only accepts requests from the API gateway/);
+    expect(await recorded(id)).toBe(false);
+  });
+
+  it('rejects forged attribution headers with a wrong gateway secret', async () => {
+    const id = randomUUID();
+    const { status } = await call(chatPath, {
+      headers: headers(id, { [ATTRIBUTION_HEADERS.gatewaySecret]: 'x'.repeat(27) }),
+      body: JSON.stringify({ messages }),
+    });
+    expect(status).toBe(401);
+  });
+
+  it('rejects a request the gateway sent without a subscription', async () => {
+    const id = randomUUID();
+    const { status } = await call(chatPath, {
+      headers: headers(id, { [ATTRIBUTION_HEADERS.subscription]: undefined }),
+      body: JSON.stringify({ messages }),
+    });
+    expect(status).toBe(401);
+  });
+
+  it('requires the function key, as APIM presents it', async () => {
+    const id = randomUUID();
+    const { status } = await call(chatPath, {
+      headers: headers(id, { 'x-functions-key': undefined }),
+      body: JSON.stringify({ messages }),
+    });
+    expect(status).toBe(401);
+  });
+
+  it('charges a subscription without a department to "unassigned" instead of dropping it', async () => {
+    const id = randomUUID();
+    const { status } = await call(chatPath, {
+      headers: headers(id, { [ATTRIBUTION_HEADERS.department]: undefined }),
+      body: JSON.stringify({ messages }),
+    });
+    expect(status).toBe(200);
+    const json = await redis.hget(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id);
+    expect(JSON.parse(json ?? '{}')).toMatchObject({
+      department: 'unassigned',
+      subscriptionId: 'sub-ops-02',
+    });
+  });
+});
