@@ -256,13 +256,13 @@ function relayStream(
     async pull(controller) {
       try {
         while (ready.length === 0) {
-          const { done, value } = await chunks.next();
-          if (done) {
+          const next: IteratorResult<Buffer> = await chunks.next();
+          if (next.done) {
             await finish();
             controller.close();
             return;
           }
-          parser.feed(decoder.decode(value, { stream: true }));
+          parser.feed(decoder.decode(next.value, { stream: true }));
         }
         // Everything one upstream read produced goes out in one write: same bytes, fewer syscalls.
         controller.enqueue(ready.length === 1 ? (ready[0] as Uint8Array) : Buffer.concat(ready));
