@@ -106,6 +106,10 @@ const rawSchema = z.object({
   MAX_REQUEST_BYTES: positiveInt(8 * 1024 * 1024),
   UPSTREAM_TIMEOUT_MS: positiveInt(120_000),
   REDIS_WRITE_TIMEOUT_MS: positiveInt(250),
+  MAX_AUDIO_BYTES: positiveInt(10 * 1024 * 1024),
+  /** Azure's short-audio recognition takes up to 60 s. */
+  MAX_AUDIO_SECONDS: positiveInt(60),
+  MAX_TTS_CHARACTERS: positiveInt(10_000),
 
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
   HEALTH_CHECK_TIMEOUT_MS: positiveInt(2000),
@@ -167,7 +171,14 @@ export interface AppConfig {
   storage: { connectionString?: string; blobUrl?: string; reportsContainer: string };
   cosmos: { endpoint: string; key?: string; database: string; allowSelfSignedCert: boolean };
   openai: { endpoint: string; apiKey?: string; apiVersion: string };
-  speech: { region?: string; endpoint?: string; key?: string };
+  speech: {
+    region?: string;
+    endpoint?: string;
+    key?: string;
+    maxAudioBytes: number;
+    maxAudioSeconds: number;
+    maxCharacters: number;
+  };
   appInsightsConnectionString?: string;
   healthCheckTimeoutMs: number;
   proxy: {
@@ -248,7 +259,14 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
       apiKey: openaiKey,
       apiVersion: raw.AZURE_OPENAI_API_VERSION,
     },
-    speech: { region: raw.SPEECH_REGION, endpoint: raw.SPEECH_ENDPOINT, key: speechKey },
+    speech: {
+      region: raw.SPEECH_REGION,
+      endpoint: raw.SPEECH_ENDPOINT,
+      key: speechKey,
+      maxAudioBytes: raw.MAX_AUDIO_BYTES,
+      maxAudioSeconds: raw.MAX_AUDIO_SECONDS,
+      maxCharacters: raw.MAX_TTS_CHARACTERS,
+    },
     appInsightsConnectionString: appInsights,
     healthCheckTimeoutMs: raw.HEALTH_CHECK_TIMEOUT_MS,
     proxy: {

@@ -3,13 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { WebSocketServer } from 'ws';
-import {
-  contentTypeOf,
-  oggOpusDurationSeconds,
-  readWav,
-  SUPPORTED_OUTPUT_FORMATS,
-  synthesizeAudio,
-} from './audio';
+import { oggOpusDurationSeconds, readWav } from '../../shared/audio';
+import { contentTypeOf, SUPPORTED_OUTPUT_FORMATS, synthesizeAudio } from './audio';
 
 /**
  * A local Azure Speech service on one port:

@@ -1,5 +1,6 @@
 import * as sdk from 'microsoft-cognitiveservices-speech-sdk';
-import { pcmTone, readWav, wavHeader } from '../../../local/simulators/audio';
+import { pcmTone, wavHeader } from '../../../local/simulators/audio';
+import { readWav } from '../../../shared/audio';
 import type { SpeechSimulator } from '../../../local/simulators/speech';
 import { startSpeechSimulator } from '../../../local/simulators/speech';
 
