@@ -209,7 +209,7 @@ describe('text-to-speech through the proxy', () => {
     const id = randomUUID();
     const res = await fetch(`${stack.host.url}/api/cognitiveservices/v1`, {
       method: 'POST',
-      headers: headers(id, type, extra as Record<string, string>),
+      headers: headers(id, type, extra),
       body,
     });
     expect(res.status).toBe(status);
