@@ -7,6 +7,9 @@ import { CosmosClient } from '@azure/cosmos';
 import { Redis } from 'ioredis';
 import type { AppConfig } from './config';
 import { loadConfig } from './config';
+import type { Telemetry } from './telemetry';
+import { createTelemetry } from './telemetry';
+import type { UsageEvent } from './usage';
 import { ensureError } from './errors';
 import { UsageRecorder } from './usage-recorder';
 import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from './usage-spool';
@@ -24,6 +27,9 @@ export interface AppContext {
   blobService(): BlobServiceClient;
   cosmos(): CosmosClient;
   usageRecorder(): UsageRecorder;
+  telemetry: Telemetry;
+  /** Records a served request's usage (Redis, else the spool) and reports it to telemetry. */
+  recordUsage(event: UsageEvent): Promise<void>;
   usageSpool(): BlobUsageSpool;
   /** Headers that authenticate an upstream Azure OpenAI / Speech call: the key, or an Entra token. */
   cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
@@ -73,6 +79,7 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
   let recorder: UsageRecorder | undefined;
   let token: AccessToken | undefined;
   let lastSpoolWarning = 0;
+  const telemetry = await createTelemetry(config.appInsightsConnectionString);
   const blobs = (): BlobServiceClient =>
     (blobService ??= config.storage.connectionString
       ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
@@ -88,6 +95,20 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
     }));
   const usageSpool = (): BlobUsageSpool =>
     (spool ??= new BlobUsageSpool(blobs().getContainerClient(USAGE_SPOOL_CONTAINER)));
+  const usageRecorder = (): UsageRecorder =>
+    (recorder ??= new UsageRecorder(redisClient, usageSpool(), {
+      redisTimeoutMs: config.proxy.redisWriteTimeoutMs,
+      onSpooled: (_event, reason) => {
+        // One line per outage, not per request: the spool is doing its job.
+        if (Date.now() - lastSpoolWarning < 60_000) return;
+        lastSpoolWarning = Date.now();
+        console.warn(
+          `Redis unavailable (${ensureError(reason).message}); spooling usage events to blob storage.`,
+        );
+      },
+      onUnrecorded: (event, error) =>
+        console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
+    }));
   return {
     config,
     credential: getCredential,
@@ -104,20 +125,12 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
         connectionPolicy: { requestTimeout: 10_000 },
       })),
     usageSpool,
-    usageRecorder: () =>
-      (recorder ??= new UsageRecorder(redisClient, usageSpool(), {
-        redisTimeoutMs: config.proxy.redisWriteTimeoutMs,
-        onSpooled: (_event, reason) => {
-          // One line per outage, not per request: the spool is doing its job.
-          if (Date.now() - lastSpoolWarning < 60_000) return;
-          lastSpoolWarning = Date.now();
-          console.warn(
-            `Redis unavailable (${ensureError(reason).message}); spooling usage events to blob storage.`,
-          );
-        },
-        onUnrecorded: (event, error) =>
-          console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
-      })),
+    telemetry,
+    async recordUsage(event) {
+      const outcome = await usageRecorder().record(event);
+      telemetry.usage(event, outcome);
+    },
+    usageRecorder,
     async cognitiveAuthHeaders(key): Promise<Record<string, string>> {
       if (key) return { 'api-key': key };
       // Tokens last about an hour; refresh five minutes before expiry.

@@ -13,9 +13,10 @@ function handler(operation: OpenAiOperation) {
       const appContext = await getAppContext();
       const { config } = appContext;
       const attribution = readAttribution(request.headers, config.proxy.gatewaySecret);
-      if (attribution.unassigned)
-        context.warn(`Subscription ${attribution.subscriptionId} has no department.`);
-      const recorder = appContext.usageRecorder();
+      if (attribution.unassigned) {
+        context.warn(`Subscription ${attribution.subscriptionId} has no department: charged to unassigned.`);
+        appContext.telemetry.unassigned(attribution);
+      }
       const result = await proxyOpenAi(
         {
           operation,
@@ -30,9 +31,7 @@ function handler(operation: OpenAiOperation) {
         {
           endpoint: config.openai.endpoint,
           authHeaders: () => appContext.cognitiveAuthHeaders(config.openai.apiKey),
-          record: async (event) => {
-            await recorder.record(event);
-          },
+          record: (event) => appContext.recordUsage(event),
           timeoutMs: config.proxy.upstreamTimeoutMs,
         },
       );

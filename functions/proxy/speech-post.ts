@@ -12,14 +12,11 @@ async function callContext(
 ): Promise<SpeechCallContext & { maxBytes: number }> {
   const appContext = await getAppContext();
   const { config } = appContext;
-  const recorder = appContext.usageRecorder();
   return {
     attribution: readAttribution(request.headers, config.proxy.gatewaySecret),
     correlationId: correlationIdOf(request),
     startedAt,
-    record: async (event) => {
-      await recorder.record(event);
-    },
+    record: (event) => appContext.recordUsage(event),
     target: { endpoint: config.speech.endpoint, region: config.speech.region, key: config.speech.key },
     limits: config.speech,
     maxBytes: config.speech.maxAudioBytes,
