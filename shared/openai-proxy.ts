@@ -14,7 +14,7 @@ import { NO_USAGE, windowStart } from './usage';
  * answer back unchanged, and produces exactly one usage event per served request.
  */
 
-export type OpenAiOperation = 'chat/completions' | 'embeddings';
+export type OpenAiOperation = 'chat/completions' | 'embeddings' | 'responses';
 
 export interface OpenAiProxyRequest {
   operation: OpenAiOperation;
@@ -74,6 +74,27 @@ const embeddingsBody = z
 /** Connections to Azure OpenAI are pooled and kept alive across invocations. */
 const upstreamPool = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 512 });
 
+const responsesBody = z
+  .object({
+    model: z.string({ error: "Missing required parameter 'model'." }).min(1),
+    input: z.union([z.string().min(1), z.array(z.unknown()).min(1)], {
+      error: "'input' must be a non-empty string or array of input items",
+    }),
+    stream: z.boolean().optional(),
+  })
+  .passthrough();
+
+const SCHEMAS = {
+  'chat/completions': chatBody,
+  embeddings: embeddingsBody,
+  responses: responsesBody,
+} as const;
+const APIS: Record<OpenAiOperation, UsageApi> = {
+  'chat/completions': 'chat',
+  embeddings: 'embeddings',
+  responses: 'responses',
+};
+
 /** Headers of an upstream answer that a caller may rely on (rate limits, retry hints, request ids). */
 const PASSED_HEADERS = ['content-type', 'retry-after', 'retry-after-ms', 'apim-request-id', 'x-request-id'];
 const PASSED_PREFIXES = ['x-ratelimit-'];
@@ -95,20 +116,22 @@ export async function proxyOpenAi(
   } catch {
     throw badRequest('The request body is not valid JSON.');
   }
-  const parsed = (request.operation === 'chat/completions' ? chatBody : embeddingsBody).safeParse(json);
+  const parsed = SCHEMAS[request.operation].safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw badRequest(issue?.message ?? 'Invalid request body.', issue?.path.join('.') || null);
   }
-  const body = parsed.data as z.infer<typeof chatBody> & z.infer<typeof embeddingsBody>;
+  const body = parsed.data as Partial<z.infer<typeof chatBody> & z.infer<typeof responsesBody>> & {
+    model?: string;
+  };
   const deployment = request.deployment ?? body.model;
   if (!deployment) throw badRequest("Missing required parameter 'model'.", 'model');
 
-  const api: UsageApi = request.operation === 'chat/completions' ? 'chat' : 'embeddings';
-  const streaming = api === 'chat' && body.stream === true;
+  const api = APIS[request.operation];
+  const streaming = api !== 'embeddings' && body.stream === true;
   const callerWantsUsage = body.stream_options?.include_usage === true;
   let upstreamBody = request.body;
-  if (streaming && !callerWantsUsage) {
+  if (api === 'chat' && streaming && !callerWantsUsage) {
     // Usage only arrives in a final chunk when asked for; ask, and hide that chunk again below.
     upstreamBody = new TextEncoder().encode(
       JSON.stringify({ ...body, stream_options: { ...body.stream_options, include_usage: true } }),
@@ -180,14 +203,19 @@ export async function proxyOpenAi(
     status,
     headers,
     body: relayStream(upstream.body, {
-      hideUsage: !callerWantsUsage,
+      hideUsage: api === 'chat' && !callerWantsUsage,
       finish: async ({ usage, model, text }) => {
         const exact = usage !== undefined;
         const figures = exact
           ? usageFigures(usage)
           : {
               ...NO_USAGE,
-              promptTokens: estimateChatPromptTokens(body.messages),
+              promptTokens: estimateChatPromptTokens(
+                body.messages ??
+                  (typeof body.input === 'string'
+                    ? [{ content: body.input }]
+                    : ((body.input ?? []) as Array<{ content?: unknown }>)),
+              ),
               completionTokens: countTextTokens(text),
             };
         await deps.record(event(figures, model, !exact));
@@ -226,16 +254,31 @@ function relayStream(
 
   const parser = createParser({
     onEvent(sse) {
+      const prefix = sse.event ? `event: ${sse.event}\n` : '';
       if (sse.data === '[DONE]') {
         ready.push(encoder.encode('data: [DONE]\n\n'));
         return;
       }
-      let chunk: { model?: unknown; usage?: unknown; choices?: Array<{ delta?: { content?: unknown } }> };
+      let chunk: {
+        type?: unknown;
+        model?: unknown;
+        usage?: unknown;
+        delta?: unknown;
+        response?: { model?: unknown; usage?: unknown };
+        choices?: Array<{ delta?: { content?: unknown } }>;
+      };
       try {
         chunk = JSON.parse(sse.data) as typeof chunk;
       } catch {
-        ready.push(encoder.encode(`data: ${sse.data}\n\n`));
+        ready.push(encoder.encode(`${prefix}data: ${sse.data}\n\n`));
         return;
+      }
+      // Responses API events: text deltas, and the final response with its usage.
+      if (chunk.type === 'response.output_text.delta' && typeof chunk.delta === 'string')
+        outcome.text += chunk.delta;
+      if (chunk.type === 'response.completed' && chunk.response) {
+        outcome.usage = chunk.response.usage;
+        if (typeof chunk.response.model === 'string') outcome.model = chunk.response.model;
       }
       if (typeof chunk.model === 'string' && chunk.model) outcome.model = chunk.model;
       if (chunk.usage) outcome.usage = chunk.usage;
@@ -248,7 +291,7 @@ function relayStream(
         ready.push(encoder.encode(`data: ${JSON.stringify(chunk)}\n\n`));
         return;
       }
-      ready.push(encoder.encode(`data: ${sse.data}\n\n`));
+      ready.push(encoder.encode(`${prefix}data: ${sse.data}\n\n`));
     },
   });
 
@@ -289,14 +332,18 @@ function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   }
 }
 
+const tokenCount = z.number().int().nonnegative();
 const upstreamUsage = z
   .object({
-    prompt_tokens: z.number().int().nonnegative().default(0),
-    completion_tokens: z.number().int().nonnegative().default(0),
-    prompt_tokens_details: z.object({ cached_tokens: z.number().int().nonnegative().nullish() }).nullish(),
-    completion_tokens_details: z
-      .object({ reasoning_tokens: z.number().int().nonnegative().nullish() })
-      .nullish(),
+    prompt_tokens: tokenCount.optional(),
+    completion_tokens: tokenCount.optional(),
+    prompt_tokens_details: z.object({ cached_tokens: tokenCount.nullish() }).nullish(),
+    completion_tokens_details: z.object({ reasoning_tokens: tokenCount.nullish() }).nullish(),
+    // The Responses API reports the same figures under other names.
+    input_tokens: tokenCount.optional(),
+    output_tokens: tokenCount.optional(),
+    input_tokens_details: z.object({ cached_tokens: tokenCount.nullish() }).nullish(),
+    output_tokens_details: z.object({ reasoning_tokens: tokenCount.nullish() }).nullish(),
   })
   .passthrough();
 
@@ -304,12 +351,17 @@ const upstreamUsage = z
 export function usageFigures(usage: unknown): UsageFigures {
   const parsed = upstreamUsage.safeParse(usage ?? {});
   if (!parsed.success) return NO_USAGE;
+  const reported = parsed.data;
   return {
     ...NO_USAGE,
-    promptTokens: parsed.data.prompt_tokens,
-    cachedTokens: parsed.data.prompt_tokens_details?.cached_tokens ?? 0,
-    completionTokens: parsed.data.completion_tokens,
-    reasoningTokens: parsed.data.completion_tokens_details?.reasoning_tokens ?? 0,
+    promptTokens: reported.prompt_tokens ?? reported.input_tokens ?? 0,
+    cachedTokens:
+      reported.prompt_tokens_details?.cached_tokens ?? reported.input_tokens_details?.cached_tokens ?? 0,
+    completionTokens: reported.completion_tokens ?? reported.output_tokens ?? 0,
+    reasoningTokens:
+      reported.completion_tokens_details?.reasoning_tokens ??
+      reported.output_tokens_details?.reasoning_tokens ??
+      0,
   };
 }
 

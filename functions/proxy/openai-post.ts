@@ -67,3 +67,9 @@ app.http('openaiV1Embeddings', {
   authLevel: 'function',
   handler: handler('embeddings'),
 });
+app.http('openaiV1Responses', {
+  route: 'openai/v1/responses',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: handler('responses'),
+});

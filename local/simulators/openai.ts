@@ -152,7 +152,7 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
     }
 
     const deploymentForm = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/.exec(path);
-    const v1Form = /^\/openai\/v1\/(chat\/completions|embeddings)$/.exec(path);
+    const v1Form = /^\/openai\/v1\/(chat\/completions|embeddings|responses)$/.exec(path);
     if (req.method !== 'POST' || (!deploymentForm && !v1Form)) {
       throw new SimulatorError(404, '404', 'Resource not found');
     }
@@ -184,7 +184,7 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
       : typeof request.model === 'string'
         ? request.model
         : '';
-    const operation = (deploymentForm?.[2] ?? v1Form?.[1]) as 'chat/completions' | 'embeddings';
+    const operation = (deploymentForm?.[2] ?? v1Form?.[1]) as 'chat/completions' | 'embeddings' | 'responses';
     const model = deployments[deployment];
     if (!model) {
       throw new SimulatorError(
@@ -222,6 +222,7 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
     if (delay > 0) await sleep(delay);
 
     if (operation === 'embeddings') return embeddings(res, request, model);
+    if (operation === 'responses') return responses(res, request, model, requestFault === 'cut');
     const chunkDelayMs = requestFault?.startsWith('drip:')
       ? Number(requestFault.slice(5))
       : (options.chunkDelayMs ?? 0);
@@ -374,6 +375,110 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
       if (chunkDelayMs) await sleep(chunkDelayMs);
     }
     res.end('data: [DONE]\n\n');
+  }
+
+  /** The Responses API: usage in the response object, and in the `response.completed` event when streaming. */
+  function responses(
+    res: http.ServerResponse,
+    request: Record<string, unknown>,
+    model: string,
+    cut: boolean,
+  ): Promise<void> | void {
+    const input = request.input;
+    const messages: ChatMessage[] =
+      typeof input === 'string'
+        ? [{ role: 'user', content: input }]
+        : Array.isArray(input)
+          ? (input as ChatMessage[])
+          : [];
+    if (messages.length === 0) {
+      throw new SimulatorError(400, 'invalid_request_error', "Missing required parameter: 'input'.", 'input');
+    }
+    const promptTokenIds = messages.flatMap((m) => encode(contentText(m.content)));
+    const inputTokens = promptTokenIds.length + 4 * messages.length + 3;
+    const cachedTokens = promptTokenIds.length >= CACHE_MIN_TOKENS ? rememberPrefixes(promptTokenIds) : 0;
+    const reasoningTokens = /^(o\d|gpt-5)/.test(model) ? 64 + (inputTokens % 192) : 0;
+    let text = composeReply(contentText(messages[messages.length - 1]?.content), inputTokens);
+    const cap = numberOrUndefined(request.max_output_tokens);
+    if (cap !== undefined && countTokens(text) + reasoningTokens > cap)
+      text = decodeFirstTokens(text, Math.max(0, cap - reasoningTokens));
+    const outputTokens = countTokens(text) + reasoningTokens;
+    const usage = {
+      input_tokens: inputTokens,
+      input_tokens_details: { cached_tokens: cachedTokens },
+      output_tokens: outputTokens,
+      output_tokens_details: { reasoning_tokens: reasoningTokens },
+      total_tokens: inputTokens + outputTokens,
+    };
+    const id = `resp_${randomUUID().replace(/-/g, '')}`;
+    const itemId = `msg_${randomUUID().replace(/-/g, '')}`;
+    const base = {
+      id,
+      object: 'response',
+      created_at: Math.floor(Date.now() / 1000),
+      model,
+      error: null,
+      incomplete_details: null,
+      instructions: null,
+      max_output_tokens: cap ?? null,
+      parallel_tool_calls: true,
+      previous_response_id: null,
+      temperature: 1,
+      tool_choice: 'auto',
+      tools: [],
+      top_p: 1,
+      metadata: {},
+    };
+    const message = (content: string) => ({
+      type: 'message',
+      id: itemId,
+      status: 'completed',
+      role: 'assistant',
+      content: [{ type: 'output_text', text: content, annotations: [] }],
+    });
+    const completed = { ...base, status: 'completed', output: [message(text)], output_text: text, usage };
+    if (request.stream !== true) return sendJson(res, 200, completed);
+
+    let sequence = 0;
+    const event = (type: string, body: Record<string, unknown>) => ({
+      type,
+      sequence_number: sequence++,
+      ...body,
+    });
+    const events: Array<Record<string, unknown>> = [
+      event('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } }),
+      event('response.output_item.added', {
+        output_index: 0,
+        item: { ...message(''), status: 'in_progress', content: [] },
+      }),
+      ...splitPieces(text).map((delta) =>
+        event('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta }),
+      ),
+      event('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text }),
+      event('response.output_item.done', { output_index: 0, item: message(text) }),
+      event('response.completed', { response: completed }),
+    ];
+    return streamEvents(res, events, cut);
+  }
+
+  async function streamEvents(
+    res: http.ServerResponse,
+    events: Array<Record<string, unknown>>,
+    cut: boolean,
+  ): Promise<void> {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    const cutAt = cut ? Math.max(2, Math.floor(events.length / 2)) : Infinity;
+    for (let i = 0; i < events.length; i++) {
+      if (i === cutAt) {
+        await sleep(20);
+        res.socket?.destroy();
+        return;
+      }
+      const event = events[i] as { type: string };
+      res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+    }
+    res.end();
   }
 
   function embeddings(res: http.ServerResponse, request: Record<string, unknown>, model: string): void {

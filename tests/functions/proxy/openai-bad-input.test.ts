@@ -114,6 +114,13 @@ describe('bad input gets a 4xx in the Azure OpenAI error shape and records nothi
       /model/,
     ],
     [
+      'a Responses request without input',
+      '/api/openai/v1/responses',
+      (id) => ({ headers: headers(id), body: JSON.stringify({ model: 'gpt-4o' }) }),
+      400,
+      /input/,
+    ],
+    [
       'embeddings without input',
       '/api/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21',
       (id) => ({ headers: headers(id), body: JSON.stringify({ input: [] }) }),

@@ -178,6 +178,55 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
     expect((await eventually(id)).promptTokens).toBe(completion.usage?.prompt_tokens);
   });
 
+  it('the Responses API is metered exactly, streaming or not', async () => {
+    const v1 = (id: string) =>
+      new OpenAI({
+        baseURL: `${stack.host.url}/api/openai/v1`,
+        apiKey: 'unused',
+        defaultHeaders: gatewayHeaders(id),
+        maxRetries: 0,
+      });
+    const id = randomUUID();
+    const response = await v1(id).responses.create({
+      model: 'o3-mini',
+      input: 'Which department spent most?',
+    });
+    expect(response.output_text).toContain('You asked about');
+    expect(await eventually(id)).toMatchObject({
+      api: 'responses',
+      deployment: 'o3-mini',
+      model: response.model,
+      promptTokens: response.usage?.input_tokens,
+      cachedTokens: response.usage?.input_tokens_details.cached_tokens,
+      completionTokens: response.usage?.output_tokens,
+      reasoningTokens: response.usage?.output_tokens_details.reasoning_tokens,
+      estimated: false,
+      streamed: false,
+    });
+
+    const streamId = randomUUID();
+    const stream = await v1(streamId).responses.create({
+      model: 'gpt-4o',
+      input: [{ role: 'user', content: 'Stream me the totals.' }],
+      stream: true,
+    });
+    let completedUsage: unknown;
+    let text = '';
+    for await (const event of stream) {
+      if (event.type === 'response.output_text.delta') text += event.delta;
+      if (event.type === 'response.completed') completedUsage = event.response.usage;
+    }
+    expect(text).toContain('You asked about');
+    const usage = completedUsage as { input_tokens: number; output_tokens: number };
+    expect(await eventually(streamId)).toMatchObject({
+      api: 'responses',
+      promptTokens: usage.input_tokens,
+      completionTokens: usage.output_tokens,
+      streamed: true,
+      estimated: false,
+    });
+  });
+
   it('a retried request with the same request id counts once', async () => {
     const id = randomUUID();
     await client(id).chat.completions.create({ model: 'gpt-4o', messages });

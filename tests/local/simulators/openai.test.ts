@@ -84,6 +84,26 @@ describe('Azure OpenAI simulator', () => {
     expect(capped.usage?.completion_tokens).toBe(5);
   });
 
+  it('serves the Responses API with usage in the response and in response.completed', async () => {
+    const client = new OpenAI({ baseURL: `${sim.url}/openai/v1`, apiKey: sim.apiKey, maxRetries: 0 });
+    const response = await client.responses.create({ model: 'o4-mini', input: 'What is a chargeback?' });
+    expect(response.usage?.output_tokens_details.reasoning_tokens).toBeGreaterThan(0);
+    const stream = await client.responses.create({
+      model: 'o4-mini',
+      input: 'What is a chargeback?',
+      stream: true,
+    });
+    const types: string[] = [];
+    let usage: unknown;
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'response.completed') usage = event.response.usage;
+    }
+    expect(types[0]).toBe('response.created');
+    expect(types[types.length - 1]).toBe('response.completed');
+    expect(usage).toEqual(response.usage);
+  });
+
   it('returns embeddings as floats or base64, with prompt token usage', async () => {
     const result = await azure.embeddings.create({
       model: 'text-embedding-3-small',
