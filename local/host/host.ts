@@ -456,6 +456,7 @@ export class LocalFunctionsHost {
       this.#log(`Function '${route.name}' failed: ${describe(error)}`);
       return sendJson(res, 500, undefined);
     }
+    if (writePlainResponse(result, res)) return;
     const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
     await writeResponse(response, res);
   }
@@ -622,6 +623,49 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/**
+ * The common results (`jsonBody`, a byte body, or none) written straight away, exactly as
+ * `HttpResponse` would render them but without wrapping them in a web `Response` and reading it
+ * back; anything else (streams, strings, cookies, HttpResponse objects) takes the general path.
+ */
+function writePlainResponse(result: unknown, res: http.ServerResponse): boolean {
+  if (
+    result instanceof HttpResponse ||
+    (result !== undefined && (typeof result !== 'object' || result === null))
+  ) {
+    return false;
+  }
+  const init = (result ?? {}) as {
+    status?: number;
+    headers?: unknown;
+    jsonBody?: unknown;
+    body?: unknown;
+    cookies?: unknown[];
+  };
+  if (init.cookies?.length) return false;
+  const hasJson = init.jsonBody !== undefined;
+  if (!hasJson && init.body !== undefined && init.body !== null && !(init.body instanceof Uint8Array))
+    return false;
+  const status = init.status ?? 200;
+  const headers = new Headers(init.headers as HeadersInit | undefined);
+  const nullBody = status === 204 || status === 205 || status === 304;
+  let body: Uint8Array | undefined;
+  if (!nullBody && hasJson) {
+    body = Buffer.from(JSON.stringify(init.jsonBody));
+    if (!headers.has('content-type')) headers.set('content-type', 'application/json');
+  } else if (!nullBody && init.body instanceof Uint8Array) {
+    body = init.body;
+  }
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    out[name] = value;
+  });
+  if (body) out['content-length'] = String(body.byteLength);
+  res.writeHead(status, out);
+  res.end(body);
+  return true;
 }
 
 /** Streams the body chunk by chunk; a client that goes away cancels the function's stream. */
