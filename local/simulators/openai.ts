@@ -1,28 +1,77 @@
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { countTokens, encode } from 'gpt-tokenizer/encoding/o200k_base';
+import type { FaultPlan, FaultSetting } from './faults';
+import { FAULT_HEADER, parseFault } from './faults';
+import { closeServer, listen, pause, readBody, sendJson, writeFrames } from './http';
+import {
+  ACCESS_DENIED,
+  DEPLOYMENT_NOT_FOUND,
+  invalidRequest,
+  invalidValue,
+  OpenAiError,
+  operationNotSupported,
+  RESOURCE_NOT_FOUND,
+  unsupportedParameter,
+} from './openai-errors';
+import type { ResponsesUsage } from './openai-responses';
+import { prepareResponse, ResponseStore } from './openai-responses';
+import type { PromptPart, ReasoningEffort } from './openai-text';
+import {
+  complete,
+  EMBEDDING_DIMENSIONS,
+  embeddingVector,
+  isEmbeddingModel,
+  isReasoningModel,
+  PromptBuilder,
+  PromptCache,
+  REASONING_EFFORTS,
+  serviceId,
+  tokenizerFor,
+} from './openai-text';
 
 /**
- * A local Azure OpenAI data plane: chat completions (JSON and SSE), embeddings and the model list,
- * in the real request and response shapes, with realistic token counts (o200k tokenizer), prompt
- * caching, reasoning tokens, latency and injected failures. Plain node:http so that it is never
- * the bottleneck of a benchmark.
+ * A local Azure OpenAI data plane on plain node:http, so that it is never a benchmark's bottleneck:
+ * chat completions (JSON and SSE), embeddings, the Responses API and the model list, in the
+ * service's request, response and error shapes, with realistic usage (o200k/cl100k tokenizers,
+ * chat framing, Azure prompt caching, reasoning tokens), latency and injected failures.
+ *
+ * Routes (the resource endpoint is `url`):
+ *   POST /openai/deployments/{deployment}/chat/completions?api-version=…   POST /openai/v1/chat/completions
+ *   POST /openai/deployments/{deployment}/embeddings?api-version=…         POST /openai/v1/embeddings
+ *   POST /openai/responses?api-version=…                                   POST /openai/v1/responses
+ *   GET|DELETE /openai/responses/{id}?api-version=…                        GET|DELETE /openai/v1/responses/{id}
+ *   GET /openai/models?api-version=…                                       GET /openai/v1/models[/{id}]
+ * Auth: `api-key: <apiKey>`, or `Authorization: Bearer <any token>` standing in for Entra ID.
  */
 
-/** `slow:<ms>` delays the response, `drip:<ms>` spaces SSE chunks, `cut` drops a stream half-way. */
-export type SimulatorFault = '429' | '500' | '503' | 'timeout' | 'cut' | `slow:${number}` | `drip:${number}`;
+export type { FaultSetting, SimulatorFault } from './faults';
+export { FAULT_HEADER } from './faults';
 
 export interface OpenAiSimulatorOptions {
+  /** Default 0: a free port. */
   port?: number;
   apiKey?: string;
-  /** Delay before the response (or the first SSE chunk). */
+  /** Delay before the response (or the first SSE chunk). Default 0. */
   latencyMs?: number;
-  /** Delay between SSE chunks. */
+  /** Delay between SSE chunks. Default 0. */
   chunkDelayMs?: number;
-  /** Deployment name → model name. */
+  /** Deployment name → model name. Default DEFAULT_DEPLOYMENTS. */
   deployments?: Record<string, string>;
-  fault?: SimulatorFault;
+  fault?: FaultSetting;
+}
+
+export interface OpenAiSimulatorStats {
+  /** HTTP requests received. */
+  requests: number;
+  /** Streams whose client went away before the end. */
+  aborted: number;
+  /** Requests a fault was injected into. */
+  faulted: number;
+  /**
+   * Usage of every completion, response and embedding generated (including streams cut by a fault
+   * or abandoned by the client: the service bills what it generated), for cross-checking a meter.
+   */
+  usage: { promptTokens: number; cachedTokens: number; completionTokens: number; reasoningTokens: number };
 }
 
 export interface OpenAiSimulator {
@@ -30,10 +79,10 @@ export interface OpenAiSimulator {
   readonly port: number;
   readonly apiKey: string;
   readonly deployments: Readonly<Record<string, string>>;
-  /** `aborted`: streams whose client went away before the end. */
-  readonly stats: { requests: number; aborted: number };
-  /** Applies to every later request; a request's `x-simulator-fault` header wins. */
-  setFault(fault: SimulatorFault | undefined): void;
+  readonly stats: OpenAiSimulatorStats;
+  /** Applies to every later request; a request's `x-simulator-fault` header wins. Throws if invalid. */
+  setFault(fault: FaultSetting | undefined): void;
+  /** Stops listening and drops every open connection (held `timeout` requests included). */
   close(): Promise<void>;
 }
 
@@ -49,487 +98,398 @@ export const DEFAULT_DEPLOYMENTS: Readonly<Record<string, string>> = {
   'text-embedding-3-large': 'text-embedding-3-large',
 };
 
-const EMBEDDING_DIMENSIONS: Record<string, number> = {
-  'text-embedding-3-small': 1536,
-  'text-embedding-3-large': 3072,
-  'text-embedding-ada-002': 1536,
-};
-
-/** Azure caches prompts of at least 1024 tokens, in steps of 128 tokens. */
-const CACHE_MIN_TOKENS = 1024;
-const CACHE_STEP_TOKENS = 128;
-const CACHE_CAPACITY = 10_000;
-
 const FILTER_OK = {
   hate: { filtered: false, severity: 'safe' },
   self_harm: { filtered: false, severity: 'safe' },
   sexual: { filtered: false, severity: 'safe' },
   violence: { filtered: false, severity: 'safe' },
 };
+const PROMPT_FILTER = [{ prompt_index: 0, content_filter_results: FILTER_OK }];
+const FILTER_OK_JSON = JSON.stringify(FILTER_OK);
 
-class SimulatorError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly param: string | null = null,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
+const CHAT_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'];
+/** Dated (`2024-10-21`, `2025-04-01-preview`) or the v1 surface's `preview` / `latest`. */
+const API_VERSION = /^(\d{4}-\d{2}-\d{2}(-preview)?|preview|latest|v1)$/;
+const MAX_EMBEDDING_INPUTS = 2048;
+const MAX_EMBEDDING_TOKENS = 8192;
 
-interface ChatMessage {
-  role?: unknown;
-  content?: unknown;
-}
+type Route =
+  | { kind: 'models' }
+  | { kind: 'model'; id: string }
+  | { kind: 'chat' | 'embeddings' | 'responses'; deployment?: string }
+  | { kind: 'stored-response'; id: string };
 
 export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {}): Promise<OpenAiSimulator> {
   const apiKey = options.apiKey ?? SIMULATOR_API_KEY;
-  const deployments = { ...(options.deployments ?? DEFAULT_DEPLOYMENTS) };
-  const stats = { requests: 0, aborted: 0 };
-  let fault = options.fault;
-  const promptCache = new Set<string>();
-
-  const rememberPrefixes = (tokens: number[]): number => {
-    // Longest previously-seen prefix (in 128-token steps from 1024) counts as cached; then remember
-    // this prompt's prefixes for later requests.
-    let cached = 0;
-    const keys: string[] = [];
-    for (let length = CACHE_MIN_TOKENS; length <= tokens.length; length += CACHE_STEP_TOKENS) {
-      const key = createHash('sha1')
-        .update(Int32Array.from(tokens.slice(0, length)))
-        .digest('base64');
-      keys.push(key);
-      if (promptCache.has(key)) cached = length;
-    }
-    for (const key of keys) {
-      if (promptCache.size >= CACHE_CAPACITY) promptCache.delete(promptCache.values().next().value as string);
-      promptCache.add(key);
-    }
-    return cached;
+  const deployments: Readonly<Record<string, string>> = Object.freeze({
+    ...(options.deployments ?? DEFAULT_DEPLOYMENTS),
+  });
+  const fingerprints = new Map(
+    Object.values(deployments).map((model) => [
+      model,
+      `fp_${createHash('sha1').update(model).digest('hex').slice(0, 10)}`,
+    ]),
+  );
+  const stats: OpenAiSimulatorStats = {
+    requests: 0,
+    aborted: 0,
+    faulted: 0,
+    usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 },
   };
+  let fault = parseFault(options.fault);
+  const cache = new PromptCache();
+  const store = new ResponseStore();
+  const region = 'localsim';
 
   const server = http.createServer((req, res) => {
     stats.requests += 1;
     handle(req, res).catch((error: unknown) => {
-      if (error instanceof SimulatorError) return sendError(res, error);
-      sendError(
-        res,
-        new SimulatorError(500, 'InternalServerError', error instanceof Error ? error.message : 'error'),
-      );
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const failure =
+        error instanceof OpenAiError
+          ? error
+          : new OpenAiError(
+              500,
+              'InternalServerError',
+              error instanceof Error ? error.message : String(error),
+            );
+      sendJson(res, failure.status, failure.toBody(), { ...commonHeaders(), ...failure.headers });
     });
   });
+  // Longer than the clients' and proxies' idle timeouts, as the service's is, so they close first.
   server.keepAliveTimeout = 65_000;
+
+  function commonHeaders(): http.OutgoingHttpHeaders {
+    return { 'apim-request-id': randomUUID(), 'x-request-id': randomUUID(), 'x-ms-region': region };
+  }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator');
-    const requestFault = (req.headers['x-simulator-fault'] as SimulatorFault | undefined) ?? fault;
     const body = await readBody(req);
 
-    const apiKeyHeader = req.headers['api-key'];
     const bearer = /^Bearer\s+\S+/i.test(req.headers.authorization ?? '');
-    if (apiKeyHeader !== apiKey && !bearer) {
-      throw new SimulatorError(
-        401,
-        '401',
-        'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.',
-      );
+    if (req.headers['api-key'] !== apiKey && !bearer) throw ACCESS_DENIED();
+
+    const route = routeOf(req.method ?? 'GET', url);
+    const plan = requestFault(req);
+
+    if (route.kind === 'models' || route.kind === 'model') {
+      if (!(await applyFault(plan, res, 'Models_List'))) return;
+      const entries = Object.entries(deployments).map(([id, model]) => modelEntry(id, model));
+      if (route.kind === 'models')
+        return sendJson(res, 200, { object: 'list', data: entries }, commonHeaders());
+      const entry = entries.find((e) => e.id === route.id);
+      if (!entry) throw DEPLOYMENT_NOT_FOUND();
+      return sendJson(res, 200, entry, commonHeaders());
     }
 
-    const path = url.pathname;
-    if (req.method === 'GET' && (path === '/openai/models' || path === '/openai/v1/models')) {
-      return sendJson(res, 200, {
-        object: 'list',
-        data: Object.entries(deployments).map(([id, model]) => ({
-          id,
-          object: 'model',
-          created: 0,
-          owned_by: 'system',
-          model,
-        })),
-      });
+    if (route.kind === 'stored-response') {
+      if (!(await applyFault(plan, res, 'Responses_Get'))) return;
+      const stored = store.get(route.id);
+      if (!stored) {
+        throw new OpenAiError(404, 'not_found', `Response with id '${route.id}' not found.`, null);
+      }
+      if (req.method === 'DELETE') {
+        store.delete(route.id);
+        return sendJson(res, 200, { id: route.id, object: 'response', deleted: true }, commonHeaders());
+      }
+      return sendJson(res, 200, stored.response, commonHeaders());
     }
 
-    const deploymentForm = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/.exec(path);
-    const v1Form = /^\/openai\/v1\/(chat\/completions|embeddings|responses)$/.exec(path);
-    if (req.method !== 'POST' || (!deploymentForm && !v1Form)) {
-      throw new SimulatorError(404, '404', 'Resource not found');
+    const request = parseJsonBody(req, body);
+    const deployment = route.deployment ?? request.model;
+    if (route.deployment === undefined && (typeof deployment !== 'string' || !deployment)) {
+      throw invalidRequest("Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
     }
-    if (deploymentForm && !url.searchParams.get('api-version')) {
-      throw new SimulatorError(404, '404', 'Resource not found'); // what Azure answers without api-version
+    const model = typeof deployment === 'string' ? deployments[deployment] : undefined;
+    if (!model || typeof deployment !== 'string') throw DEPLOYMENT_NOT_FOUND();
+
+    if (route.kind === 'embeddings') {
+      if (!isEmbeddingModel(model)) throw operationNotSupported('embeddings', model);
+      const embeddings = prepareEmbeddings(request, model);
+      if (!(await applyFault(plan, res, 'Embeddings_Create', url))) return;
+      stats.usage.promptTokens += embeddings.promptTokens;
+      return sendJson(res, 200, embeddings.json(), commonHeaders(), plan.outcome === 'cut');
     }
-    if (!/application\/json/i.test(req.headers['content-type'] ?? '')) {
-      throw new SimulatorError(
-        415,
-        'UnsupportedMediaType',
-        "Unsupported Content-Type; expected 'application/json'.",
-      );
+    if (isEmbeddingModel(model)) {
+      throw operationNotSupported(route.kind === 'chat' ? 'chatCompletion' : 'responses', model);
     }
-    let request: Record<string, unknown>;
+    if (route.kind === 'responses') {
+      const generate = prepareResponse(request, deployment, model, cache, store);
+      if (!(await applyFault(plan, res, 'Responses_Create', url))) return;
+      const outcome = generate();
+      count(outcome.usage);
+      if (request.stream === true) return stream(res, outcome.frames(), plan, false);
+      return sendJson(res, 200, outcome.response, commonHeaders(), plan.outcome === 'cut');
+    }
+    const generate = prepareChat(request, deployment, model);
+    if (!(await applyFault(plan, res, 'ChatCompletions_Create', url))) return;
+    const chat = generate();
+    count(chat.usage);
+    if (request.stream === true) return stream(res, chat.frames(), plan, true);
+    return sendJson(res, 200, chat.json(), commonHeaders(), plan.outcome === 'cut');
+  }
+
+  function requestFault(req: http.IncomingMessage): FaultPlan {
+    const header = req.headers[FAULT_HEADER];
+    if (header === undefined) return fault;
     try {
-      const parsed = JSON.parse(body.toString('utf8')) as unknown;
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-        throw new Error('not an object');
-      request = parsed as Record<string, unknown>;
-    } catch {
-      throw new SimulatorError(
-        400,
-        'invalid_request_error',
-        'We could not parse the JSON body of your request.',
-      );
+      return parseFault(Array.isArray(header) ? header.join(',') : header);
+    } catch (error) {
+      throw invalidRequest((error as Error).message, FAULT_HEADER, 'InvalidSimulatorFault');
     }
-    const deployment = deploymentForm
-      ? decodeURIComponent(deploymentForm[1] ?? '')
-      : typeof request.model === 'string'
-        ? request.model
-        : '';
-    const operation = (deploymentForm?.[2] ?? v1Form?.[1]) as 'chat/completions' | 'embeddings' | 'responses';
-    const model = deployments[deployment];
-    if (!model) {
-      throw new SimulatorError(
-        404,
-        'DeploymentNotFound',
-        'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.',
-      );
-    }
-
-    const delay = requestFault?.startsWith('slow:')
-      ? Number(requestFault.slice(5))
-      : (options.latencyMs ?? 0);
-    if (requestFault === 'timeout') return; // accept, never answer (until close())
-    if (requestFault === '429') {
-      throw new SimulatorError(
-        429,
-        '429',
-        'Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 1 second.',
-        null,
-        {
-          'retry-after': '1',
-          'retry-after-ms': '1000',
-          'x-ratelimit-remaining-requests': '0',
-          'x-ratelimit-remaining-tokens': '0',
-        },
-      );
-    }
-    if (requestFault === '500' || requestFault === '503') {
-      throw new SimulatorError(
-        Number(requestFault),
-        'InternalServerError',
-        'The server had an error while processing your request.',
-      );
-    }
-    if (delay > 0) await sleep(delay);
-
-    if (operation === 'embeddings') return embeddings(res, request, model);
-    if (operation === 'responses') return responses(res, request, model, requestFault === 'cut');
-    const chunkDelayMs = requestFault?.startsWith('drip:')
-      ? Number(requestFault.slice(5))
-      : (options.chunkDelayMs ?? 0);
-    return chat(res, request, model, requestFault === 'cut', chunkDelayMs);
   }
 
-  function chat(
+  /** Applies the fault's failure or latency; false when the request is answered (or abandoned). */
+  async function applyFault(
+    plan: FaultPlan,
     res: http.ServerResponse,
-    request: Record<string, unknown>,
-    model: string,
-    cut: boolean,
-    chunkDelayMs: number,
-  ): Promise<void> | void {
-    const messages = request.messages;
-    if (!Array.isArray(messages) || messages.length === 0) {
-      throw new SimulatorError(
-        400,
-        'invalid_request_error',
-        "Missing required parameter: 'messages'.",
-        'messages',
-      );
-    }
-    const promptTokenIds = (messages as ChatMessage[]).flatMap((m) => encode(contentText(m.content)));
-    // As OpenAI counts chat prompts: 3 framing tokens and 1 role token per message, 3 to prime the reply.
-    const promptTokens = promptTokenIds.length + 4 * messages.length + 3;
-    const cachedTokens = promptTokenIds.length >= CACHE_MIN_TOKENS ? rememberPrefixes(promptTokenIds) : 0;
-
-    const limit = numberOrUndefined(request.max_completion_tokens) ?? numberOrUndefined(request.max_tokens);
-    const isReasoning = /^(o\d|gpt-5)/.test(model);
-    const reasoningTokens = isReasoning ? 64 + (promptTokens % 192) : 0;
-    const lastUser = [...(messages as ChatMessage[])].reverse().find((m) => m.role === 'user');
-    let reply = composeReply(contentText(lastUser?.content), promptTokens);
-    let replyTokens = countTokens(reply);
-    let finishReason = 'stop';
-    if (limit !== undefined && replyTokens + reasoningTokens > limit) {
-      const visible = Math.max(0, limit - reasoningTokens);
-      reply = decodeFirstTokens(reply, visible);
-      replyTokens = visible;
-      finishReason = 'length';
-    }
-    const usage = {
-      prompt_tokens: promptTokens,
-      completion_tokens: replyTokens + reasoningTokens,
-      total_tokens: promptTokens + replyTokens + reasoningTokens,
-      prompt_tokens_details: { audio_tokens: 0, cached_tokens: cachedTokens },
-      completion_tokens_details: {
-        accepted_prediction_tokens: 0,
-        audio_tokens: 0,
-        reasoning_tokens: reasoningTokens,
-        rejected_prediction_tokens: 0,
-      },
-    };
-    const id = `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 29)}`;
-    const created = Math.floor(Date.now() / 1000);
-    const fingerprint = 'fp_local_sim';
-
-    if (request.stream !== true) {
-      return sendJson(res, 200, {
-        id,
-        object: 'chat.completion',
-        created,
-        model,
-        system_fingerprint: fingerprint,
-        prompt_filter_results: [{ prompt_index: 0, content_filter_results: FILTER_OK }],
-        choices: [
+    operation: string,
+    url?: URL,
+  ): Promise<boolean> {
+    if (plan.outcome || plan.latencyMs !== undefined || plan.chunkDelayMs !== undefined) stats.faulted += 1;
+    switch (plan.outcome) {
+      case 'timeout':
+        return false; // never answered; close() or the client ends it
+      case 'reset':
+        res.destroy();
+        return false;
+      case 'rate-limit': {
+        const seconds = Math.max(1, Math.ceil(plan.retryAfterMs / 1000));
+        const version = url?.searchParams.get('api-version') ?? 'v1';
+        throw new OpenAiError(
+          429,
+          '429',
+          `Requests to the ${operation} Operation under Azure OpenAI API version ${version} have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after ${seconds} second${seconds === 1 ? '' : 's'}. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.`,
+          null,
           {
-            index: 0,
-            finish_reason: finishReason,
-            logprobs: null,
-            message: { role: 'assistant', content: reply, refusal: null },
-            content_filter_results: FILTER_OK,
+            'retry-after': String(seconds),
+            'retry-after-ms': String(plan.retryAfterMs),
+            'x-ratelimit-remaining-requests': '0',
+            'x-ratelimit-remaining-tokens': '0',
           },
-        ],
-        usage,
-      });
+        );
+      }
+      case 'server-error':
+        throw new OpenAiError(
+          500,
+          'InternalServerError',
+          'The server had an error while processing your request. Sorry about that!',
+        );
+      case 'unavailable':
+        throw new OpenAiError(
+          503,
+          'ServiceUnavailable',
+          'The service is temporarily unable to process your request. Please try again later.',
+        );
+      default:
+        break;
     }
-
-    const includeUsage =
-      (request.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
-    const base = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: fingerprint };
-    const withUsage = (chunk: Record<string, unknown>): Record<string, unknown> =>
-      includeUsage ? { ...chunk, usage: null } : chunk;
-    const chunks: Array<Record<string, unknown>> = [
-      // Azure's first chunk carries only the prompt filter results.
-      {
-        choices: [],
-        created: 0,
-        id: '',
-        model: '',
-        object: '',
-        prompt_filter_results: [{ prompt_index: 0, content_filter_results: FILTER_OK }],
-      },
-      withUsage({
-        ...base,
-        choices: [
-          {
-            index: 0,
-            delta: { role: 'assistant', content: '', refusal: null },
-            finish_reason: null,
-            logprobs: null,
-          },
-        ],
-      }),
-      ...splitPieces(reply).map((piece) =>
-        withUsage({
-          ...base,
-          choices: [
-            {
-              index: 0,
-              delta: { content: piece },
-              finish_reason: null,
-              logprobs: null,
-              content_filter_results: FILTER_OK,
-            },
-          ],
-        }),
-      ),
-      withUsage({ ...base, choices: [{ index: 0, delta: {}, finish_reason: finishReason, logprobs: null }] }),
-    ];
-    if (includeUsage) chunks.push({ ...base, choices: [], usage });
-    return streamChunks(res, chunks, cut, chunkDelayMs);
+    return pause(plan.latencyMs ?? options.latencyMs ?? 0, res);
   }
 
-  async function streamChunks(
+  async function stream(
     res: http.ServerResponse,
-    chunks: Array<Record<string, unknown>>,
-    cut: boolean,
-    chunkDelayMs: number,
+    frames: string[],
+    plan: FaultPlan,
+    chatFrames: boolean,
   ): Promise<void> {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      'apim-request-id': randomUUID(),
-      'x-request-id': randomUUID(),
+      ...commonHeaders(),
     });
     res.flushHeaders();
-    const cutAt = cut ? Math.max(2, Math.floor(chunks.length / 2)) : Infinity;
-    for (let i = 0; i < chunks.length; i++) {
-      if (res.destroyed) {
-        stats.aborted += 1;
-        return;
-      }
-      if (i === cutAt) {
-        // Let what was written reach the client, then drop the connection without [DONE].
-        await sleep(20);
-        res.socket?.destroy();
-        return;
-      }
-      res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
-      if (chunkDelayMs) await sleep(chunkDelayMs);
-    }
-    res.end('data: [DONE]\n\n');
-  }
-
-  /** The Responses API: usage in the response object, and in the `response.completed` event when streaming. */
-  function responses(
-    res: http.ServerResponse,
-    request: Record<string, unknown>,
-    model: string,
-    cut: boolean,
-  ): Promise<void> | void {
-    const input = request.input;
-    const messages: ChatMessage[] =
-      typeof input === 'string'
-        ? [{ role: 'user', content: input }]
-        : Array.isArray(input)
-          ? (input as ChatMessage[])
-          : [];
-    if (messages.length === 0) {
-      throw new SimulatorError(400, 'invalid_request_error', "Missing required parameter: 'input'.", 'input');
-    }
-    const promptTokenIds = messages.flatMap((m) => encode(contentText(m.content)));
-    const inputTokens = promptTokenIds.length + 4 * messages.length + 3;
-    const cachedTokens = promptTokenIds.length >= CACHE_MIN_TOKENS ? rememberPrefixes(promptTokenIds) : 0;
-    const reasoningTokens = /^(o\d|gpt-5)/.test(model) ? 64 + (inputTokens % 192) : 0;
-    let text = composeReply(contentText(messages[messages.length - 1]?.content), inputTokens);
-    const cap = numberOrUndefined(request.max_output_tokens);
-    if (cap !== undefined && countTokens(text) + reasoningTokens > cap)
-      text = decodeFirstTokens(text, Math.max(0, cap - reasoningTokens));
-    const outputTokens = countTokens(text) + reasoningTokens;
-    const usage = {
-      input_tokens: inputTokens,
-      input_tokens_details: { cached_tokens: cachedTokens },
-      output_tokens: outputTokens,
-      output_tokens_details: { reasoning_tokens: reasoningTokens },
-      total_tokens: inputTokens + outputTokens,
-    };
-    const id = `resp_${randomUUID().replace(/-/g, '')}`;
-    const itemId = `msg_${randomUUID().replace(/-/g, '')}`;
-    const base = {
-      id,
-      object: 'response',
-      created_at: Math.floor(Date.now() / 1000),
-      model,
-      error: null,
-      incomplete_details: null,
-      instructions: null,
-      max_output_tokens: cap ?? null,
-      parallel_tool_calls: true,
-      previous_response_id: null,
-      temperature: 1,
-      tool_choice: 'auto',
-      tools: [],
-      top_p: 1,
-      metadata: {},
-    };
-    const message = (content: string) => ({
-      type: 'message',
-      id: itemId,
-      status: 'completed',
-      role: 'assistant',
-      content: [{ type: 'output_text', text: content, annotations: [] }],
+    // A cut lands half-way through the content: after some text, before the end and any usage.
+    const cutAfterFrames =
+      plan.outcome === 'cut' ? Math.max(chatFrames ? 3 : 4, Math.floor(frames.length / 2)) : undefined;
+    const outcome = await writeFrames(res, frames, {
+      chunkDelayMs: plan.chunkDelayMs ?? options.chunkDelayMs ?? 0,
+      cutAfterFrames,
     });
-    const completed = { ...base, status: 'completed', output: [message(text)], output_text: text, usage };
-    if (request.stream !== true) return sendJson(res, 200, completed);
-
-    let sequence = 0;
-    const event = (type: string, body: Record<string, unknown>) => ({
-      type,
-      sequence_number: sequence++,
-      ...body,
-    });
-    const events: Array<Record<string, unknown>> = [
-      event('response.created', { response: { ...base, status: 'in_progress', output: [], usage: null } }),
-      event('response.output_item.added', {
-        output_index: 0,
-        item: { ...message(''), status: 'in_progress', content: [] },
-      }),
-      ...splitPieces(text).map((delta) =>
-        event('response.output_text.delta', { item_id: itemId, output_index: 0, content_index: 0, delta }),
-      ),
-      event('response.output_text.done', { item_id: itemId, output_index: 0, content_index: 0, text }),
-      event('response.output_item.done', { output_index: 0, item: message(text) }),
-      event('response.completed', { response: completed }),
-    ];
-    return streamEvents(res, events, cut);
+    if (outcome === 'aborted') stats.aborted += 1;
   }
 
-  async function streamEvents(
-    res: http.ServerResponse,
-    events: Array<Record<string, unknown>>,
-    cut: boolean,
-  ): Promise<void> {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-    res.flushHeaders();
-    const cutAt = cut ? Math.max(2, Math.floor(events.length / 2)) : Infinity;
-    for (let i = 0; i < events.length; i++) {
-      if (i === cutAt) {
-        await sleep(20);
-        res.socket?.destroy();
-        return;
-      }
-      const event = events[i] as { type: string };
-      res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-    }
-    res.end();
+  /** Counted once the service would have generated the output: after faults, before streaming. */
+  function count(usage: ResponsesUsage): void {
+    stats.usage.promptTokens += usage.input_tokens;
+    stats.usage.cachedTokens += usage.input_tokens_details.cached_tokens;
+    stats.usage.completionTokens += usage.output_tokens;
+    stats.usage.reasoningTokens += usage.output_tokens_details.reasoning_tokens;
   }
 
-  function embeddings(res: http.ServerResponse, request: Record<string, unknown>, model: string): void {
-    const input = request.input;
-    const items: Array<string | number[]> =
-      typeof input === 'string'
-        ? [input]
-        : Array.isArray(input) && input.every((i) => typeof i === 'number')
-          ? [input]
-          : Array.isArray(input)
-            ? (input as Array<string | number[]>)
-            : [];
-    if (
-      items.length === 0 ||
-      items.some((i) => (typeof i === 'string' ? i.length === 0 : !Array.isArray(i)))
-    ) {
-      throw new SimulatorError(
-        400,
-        'invalid_request_error',
-        "'input' must be a non-empty string or array.",
-        'input',
+  /** Validates a chat request and reads its prompt; the function returned generates the reply. */
+  function prepareChat(request: Record<string, unknown>, deployment: string, model: string) {
+    const messages = validateMessages(request.messages);
+    const reasoning = isReasoningModel(model);
+    const stream = request.stream === true;
+    if (request.stream_options !== undefined && request.stream_options !== null && !stream) {
+      throw invalidRequest(
+        "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        'stream_options',
       );
     }
-    const dimensions = numberOrUndefined(request.dimensions) ?? EMBEDDING_DIMENSIONS[model] ?? 1536;
-    const base64 = request.encoding_format === 'base64';
-    let promptTokens = 0;
-    const data = items.map((item, index) => {
-      const text = typeof item === 'string' ? item : item.join(' ');
-      promptTokens += typeof item === 'string' ? countTokens(item) : item.length;
-      const vector = embeddingVector(text, dimensions);
-      return {
-        object: 'embedding',
-        index,
-        embedding: base64
-          ? Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64')
-          : Array.from(vector),
+    const includeUsage =
+      stream && (request.stream_options as { include_usage?: unknown } | null)?.include_usage === true;
+    if (reasoning && request.max_tokens !== undefined && request.max_tokens !== null) {
+      throw unsupportedParameter('max_tokens', 'max_completion_tokens');
+    }
+    const limit =
+      positiveInteger(request.max_completion_tokens, 'max_completion_tokens') ??
+      positiveInteger(request.max_tokens, 'max_tokens');
+    const choices = positiveInteger(request.n, 'n') ?? 1;
+    if (choices > 128) throw invalidValue('n', request.n, 'Expected a value <= 128.');
+    const effort = chatReasoningEffort(request.reasoning_effort, reasoning, model);
+
+    const tokenizer = tokenizerFor(model);
+    const builder = new PromptBuilder(tokenizer);
+    builder.addJson(Array.isArray(request.tools) && request.tools.length > 0 ? request.tools : undefined);
+    builder.addJson(Array.isArray(request.functions) ? request.functions : undefined);
+    for (const message of messages) builder.addMessage(message);
+    const prompt = builder.build();
+
+    return () => {
+      const cachedTokens = cache.use(deployment, prompt.ids);
+      const completion = complete(tokenizer, model, prompt, limit, effort);
+      const completionTokens = choices * (completion.textTokens + completion.reasoningTokens);
+      const usage = {
+        completion_tokens: completionTokens,
+        completion_tokens_details: {
+          accepted_prediction_tokens: 0,
+          audio_tokens: 0,
+          reasoning_tokens: choices * completion.reasoningTokens,
+          rejected_prediction_tokens: 0,
+        },
+        prompt_tokens: prompt.tokens,
+        prompt_tokens_details: { audio_tokens: 0, cached_tokens: cachedTokens },
+        total_tokens: prompt.tokens + completionTokens,
       };
-    });
-    sendJson(res, 200, {
-      object: 'list',
-      data,
-      model,
-      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-    });
+      const finishReason = completion.truncated ? 'length' : 'stop';
+      const id = `chatcmpl-${serviceId(29)}`;
+      const created = Math.floor(Date.now() / 1000);
+      const fingerprint = fingerprints.get(model) ?? 'fp_local';
+      const indexes = Array.from({ length: choices }, (_, i) => i);
+
+      return {
+        usage: {
+          input_tokens: prompt.tokens,
+          input_tokens_details: { cached_tokens: cachedTokens },
+          output_tokens: completionTokens,
+          output_tokens_details: { reasoning_tokens: usage.completion_tokens_details.reasoning_tokens },
+          total_tokens: usage.total_tokens,
+        } satisfies ResponsesUsage,
+        json: () => ({
+          choices: indexes.map((index) => ({
+            content_filter_results: FILTER_OK,
+            finish_reason: finishReason,
+            index,
+            logprobs: null,
+            message: { annotations: [], content: completion.text, refusal: null, role: 'assistant' },
+          })),
+          created,
+          id,
+          model,
+          object: 'chat.completion',
+          prompt_filter_results: PROMPT_FILTER,
+          system_fingerprint: fingerprint,
+          usage,
+        }),
+        frames: () => {
+          // Every chunk but the text is the same: serialise the envelope once, splice each piece in.
+          const tail = `],"created":${created},"id":${JSON.stringify(id)},"model":${JSON.stringify(model)},"object":"chat.completion.chunk","system_fingerprint":${JSON.stringify(fingerprint)}${includeUsage ? ',"usage":null' : ''}}\n\n`;
+          const frames = [
+            // Azure's first chunk carries only the prompt filter results.
+            `data: ${JSON.stringify({
+              choices: [],
+              created: 0,
+              id: '',
+              model: '',
+              object: '',
+              prompt_filter_results: PROMPT_FILTER,
+              ...(includeUsage ? { usage: null } : {}),
+            })}\n\n`,
+          ];
+          for (const index of indexes) {
+            frames.push(
+              `data: {"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":${index},"logprobs":null}${tail}`,
+            );
+            const head = `data: {"choices":[{"content_filter_results":${FILTER_OK_JSON},"delta":{"content":`;
+            const close = `},"finish_reason":null,"index":${index},"logprobs":null}${tail}`;
+            for (const piece of completion.pieces) frames.push(`${head}${JSON.stringify(piece)}${close}`);
+            frames.push(
+              `data: {"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"${finishReason}","index":${index},"logprobs":null}${tail}`,
+            );
+          }
+          if (includeUsage) {
+            frames.push(
+              `data: ${JSON.stringify({ choices: [], created, id, model, object: 'chat.completion.chunk', system_fingerprint: fingerprint, usage })}\n\n`,
+            );
+          }
+          frames.push('data: [DONE]\n\n');
+          return frames;
+        },
+      };
+    };
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  function prepareEmbeddings(
+    request: Record<string, unknown>,
+    model: string,
+  ): { promptTokens: number; json(): Record<string, unknown> } {
+    const inputs = embeddingInputs(request.input);
+    const native = EMBEDDING_DIMENSIONS[model] ?? 1536;
+    let dimensions = native;
+    if (request.dimensions !== undefined && request.dimensions !== null) {
+      if (model === 'text-embedding-ada-002') {
+        throw invalidRequest('This model does not support specifying dimensions.', 'dimensions');
+      }
+      const asked = positiveInteger(request.dimensions, 'dimensions') ?? native;
+      if (asked > native) throw invalidValue('dimensions', asked, `Expected a value <= ${native}.`);
+      dimensions = asked;
+    }
+    const format = request.encoding_format ?? 'float';
+    if (format !== 'float' && format !== 'base64') {
+      throw invalidValue('encoding_format', format, "Supported values are: 'float' and 'base64'.");
+    }
+    const tokenizer = tokenizerFor(model);
+    let promptTokens = 0;
+    const texts = inputs.map((input, index) => {
+      const tokens = typeof input === 'string' ? tokenizer.encode(input).length : input.length;
+      if (tokens > MAX_EMBEDDING_TOKENS) {
+        throw invalidRequest(
+          `This model's maximum context length is ${MAX_EMBEDDING_TOKENS} tokens, however you requested ${tokens} tokens (${tokens} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.`,
+          `input[${index}]`,
+          'context_length_exceeded',
+        );
+      }
+      promptTokens += tokens;
+      return typeof input === 'string' ? input : input.join(' ');
+    });
+    return {
+      promptTokens,
+      json: () => ({
+        data: texts.map((text, index) => {
+          const vector = embeddingVector(text, dimensions);
+          return {
+            embedding:
+              format === 'base64'
+                ? Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64')
+                : Array.from(vector),
+            index,
+            object: 'embedding',
+          };
+        }),
+        model,
+        object: 'list',
+        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+      }),
+    };
+  }
+
+  const port = await listen(server, options.port);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -537,124 +497,177 @@ export async function startOpenAiSimulator(options: OpenAiSimulatorOptions = {})
     deployments,
     stats,
     setFault(next) {
-      fault = next;
+      fault = parseFault(next);
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((part) =>
-        typeof part === 'object' && part !== null && 'text' in part
-          ? String((part as { text: unknown }).text)
-          : '',
-      )
-      .join('');
+function routeOf(method: string, url: URL): Route {
+  const path = url.pathname.replace(/\/+$/, '');
+  const versioned = (): void => {
+    const version = url.searchParams.get('api-version');
+    if (!version) throw RESOURCE_NOT_FOUND(); // what Azure answers, rather than a 400
+    if (!API_VERSION.test(version)) throw new OpenAiError(400, 'BadRequest', 'API version not supported');
+  };
+  const v1Version = (): void => {
+    const version = url.searchParams.get('api-version');
+    if (version && !API_VERSION.test(version)) {
+      throw new OpenAiError(400, 'BadRequest', 'API version not supported');
+    }
+  };
+  if (method === 'GET' && (path === '/openai/models' || path === '/openai/v1/models')) {
+    if (path === '/openai/models') versioned();
+    return { kind: 'models' };
   }
-  return '';
-}
-
-const SENTENCES = [
-  'Here is a concise answer based on what you asked.',
-  'The main point is that usage is measured per request and charged per department.',
-  'Costs are computed from prompt, cached and completion tokens at the published prices.',
-  'Let me know if you would like more detail on any part of this.',
-  'Streaming responses arrive token by token, and the last chunk reports usage.',
-  'Shared platform costs are allocated by a configurable rule.',
-];
-
-/** A deterministic reply whose length depends on the prompt (between ~2 and ~6 sentences). */
-function composeReply(question: string, promptTokens: number): string {
-  const topic = question.split(/\s+/).filter(Boolean).slice(0, 8).join(' ');
-  const count = 2 + (promptTokens % 5);
-  const start = promptTokens % SENTENCES.length;
-  const body = Array.from({ length: count }, (_, i) => SENTENCES[(start + i) % SENTENCES.length]).join(' ');
-  return topic ? `You asked about "${topic}". ${body}` : body;
-}
-
-function decodeFirstTokens(text: string, tokens: number): string {
-  let out = '';
-  for (const piece of splitPieces(text)) {
-    if (countTokens(out + piece) > tokens) break;
-    out += piece;
+  const model = /^\/openai(\/v1)?\/models\/([^/]+)$/.exec(path);
+  if (method === 'GET' && model) {
+    if (!model[1]) versioned();
+    return { kind: 'model', id: decodeURIComponent(model[2] ?? '') };
   }
-  return out;
-}
-
-/** Word-sized pieces, as the service streams them (roughly one token each). */
-function splitPieces(text: string): string[] {
-  return text.match(/\s*\S+/g) ?? [];
-}
-
-function embeddingVector(text: string, dimensions: number): Float32Array {
-  const vector = new Float32Array(dimensions);
-  let seed = createHash('sha256').update(text).digest();
-  let norm = 0;
-  for (let i = 0; i < dimensions; i++) {
-    const byte = i % 32;
-    if (byte === 0 && i > 0) seed = createHash('sha256').update(seed).digest();
-    const value = ((seed[byte] ?? 0) - 127.5) / 127.5;
-    vector[i] = value;
-    norm += value * value;
+  const stored = /^\/openai(\/v1)?\/responses\/([^/]+)$/.exec(path);
+  if ((method === 'GET' || method === 'DELETE') && stored) {
+    if (stored[1]) v1Version();
+    else versioned();
+    return { kind: 'stored-response', id: decodeURIComponent(stored[2] ?? '') };
   }
-  const scale = 1 / Math.sqrt(norm || 1);
-  for (let i = 0; i < dimensions; i++) vector[i] = (vector[i] ?? 0) * scale;
-  return vector;
+  if (method === 'POST') {
+    const deploymentForm = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/.exec(path);
+    if (deploymentForm) {
+      versioned();
+      return {
+        kind: deploymentForm[2] === 'embeddings' ? 'embeddings' : 'chat',
+        deployment: decodeURIComponent(deploymentForm[1] ?? ''),
+      };
+    }
+    const v1Form = /^\/openai\/v1\/(chat\/completions|embeddings|responses)$/.exec(path);
+    if (v1Form) {
+      v1Version();
+      return { kind: v1Form[1] === 'chat/completions' ? 'chat' : (v1Form[1] as 'embeddings' | 'responses') };
+    }
+    if (path === '/openai/responses') {
+      versioned();
+      return { kind: 'responses' };
+    }
+  }
+  throw RESOURCE_NOT_FOUND();
 }
 
-function numberOrUndefined(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+function parseJsonBody(req: http.IncomingMessage, body: Buffer): Record<string, unknown> {
+  if (!/application\/json/i.test(req.headers['content-type'] ?? '')) {
+    throw new OpenAiError(
+      415,
+      'UnsupportedMediaType',
+      "Unsupported Content-Type; expected 'application/json'.",
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw invalidRequest(
+      "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+    );
+  }
+  return parsed as Record<string, unknown>;
 }
 
-async function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function sendJson(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'apim-request-id': randomUUID(),
-    ...headers,
+function validateMessages(messages: unknown): PromptPart[] {
+  if (messages === undefined || messages === null) {
+    throw invalidRequest("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
+  }
+  if (!Array.isArray(messages)) {
+    throw invalidRequest("Invalid type for 'messages': expected an array.", 'messages', 'invalid_type');
+  }
+  if (messages.length === 0) {
+    throw invalidRequest(
+      "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+      'messages',
+      'empty_array',
+    );
+  }
+  return messages.map((message: unknown, index) => {
+    const { role, content, name, tool_calls, function_call } = (message ?? {}) as Record<string, unknown>;
+    if (typeof role !== 'string' || !CHAT_ROLES.includes(role)) {
+      throw invalidValue(
+        `messages[${index}].role`,
+        role,
+        "Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.",
+      );
+    }
+    return {
+      role,
+      content,
+      name: typeof name === 'string' ? name : undefined,
+      extra: tool_calls ?? function_call,
+    };
   });
-  res.end(text);
 }
 
-function sendError(res: http.ServerResponse, error: SimulatorError): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
+function chatReasoningEffort(value: unknown, reasoning: boolean, model: string): ReasoningEffort {
+  if (value === undefined || value === null) return 'medium';
+  if (!reasoning) throw unsupportedParameter('reasoning_effort');
+  if (
+    typeof value !== 'string' ||
+    !REASONING_EFFORTS.includes(value) ||
+    (value === 'minimal' && !model.startsWith('gpt-5'))
+  ) {
+    throw invalidValue('reasoning_effort', value, "Supported values are: 'low', 'medium', and 'high'.");
   }
-  sendJson(
-    res,
-    error.status,
-    {
-      error: {
-        code: error.code,
-        message: error.message,
-        param: error.param,
-        type: error.status < 500 ? 'invalid_request_error' : null,
-      },
-    },
-    error.headers,
-  );
+  return value as ReasoningEffort;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function embeddingInputs(input: unknown): Array<string | number[]> {
+  const invalid = (): OpenAiError =>
+    invalidRequest(
+      "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+      'input',
+    );
+  const isTokens = (value: unknown): value is number[] =>
+    Array.isArray(value) && value.length > 0 && value.every((t) => Number.isInteger(t) && (t as number) >= 0);
+  let items: unknown[];
+  if (typeof input === 'string') items = [input];
+  else if (isTokens(input)) items = [input];
+  else if (Array.isArray(input)) items = input;
+  else throw invalid();
+  if (items.length === 0) throw invalid();
+  if (items.length > MAX_EMBEDDING_INPUTS) {
+    throw invalidRequest(`Too many inputs. The max number of inputs is ${MAX_EMBEDDING_INPUTS}.`, 'input');
+  }
+  return items.map((item) => {
+    if (typeof item === 'string' && item.length > 0) return item;
+    if (isTokens(item)) return item;
+    throw invalid();
+  });
+}
+
+function positiveInteger(value: unknown, param: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw invalidValue(param, value, 'Expected a positive integer.');
+  }
+  return value;
+}
+
+function modelEntry(id: string, model: string) {
+  const embeddings = isEmbeddingModel(model);
+  return {
+    id,
+    object: 'model',
+    created: 1_700_000_000,
+    owned_by: 'system',
+    model,
+    status: 'succeeded',
+    lifecycle_status: 'generally-available',
+    capabilities: {
+      chat_completion: !embeddings,
+      completion: false,
+      embeddings,
+      fine_tune: false,
+      inference: true,
+    },
+  };
 }

@@ -1,223 +1,420 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { RawData, WebSocket } from 'ws';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { oggOpusDurationSeconds, readWav } from '../../shared/audio';
-import { contentTypeOf, SUPPORTED_OUTPUT_FORMATS, synthesizeAudio } from './audio';
+import { contentTypeOf, parseWavHeader, SUPPORTED_OUTPUT_FORMATS, synthesizeAudio } from './audio';
+import type { FaultPlan, FaultSetting } from './faults';
+import { FAULT_HEADER, parseFault } from './faults';
+import { closeServer, listen, pause, readBody, sendJson, writeFrames } from './http';
+import type { RecognitionMode } from './speech-websocket';
+import { modeFromPath, serveRecognition, serveSynthesis, transcriptFor } from './speech-websocket';
+import { SpeechSegmenter, TICKS_PER_SECOND } from './speech-vad';
+import { parseSsml, SsmlError } from './ssml';
 
 /**
- * A local Azure Speech service on one port:
- * - REST: speech-to-text for short audio, text-to-speech, and the voice list;
- * - the WebSocket protocol of `microsoft-cognitiveservices-speech-sdk` for recognition and synthesis,
- *   so the official SDK works against it through `SpeechConfig.fromEndpoint`.
- * It cannot understand speech: transcripts are deterministic text that states the duration it
- * measured, and synthesized audio is a tone whose length follows the text (~14 characters/s).
+ * A local Azure Speech service on one port, plain node:http plus `ws`:
+ * - REST: speech-to-text for short audio (WAV/PCM and Ogg Opus), text-to-speech (SSML in, audio of a
+ *   length that follows the text out), the voice list (the health probe) and the token endpoint;
+ * - the WebSocket protocol of `microsoft-cognitiveservices-speech-sdk` for recognition and synthesis
+ *   (see speech-websocket.ts), so the official SDK works against it with
+ *   `SpeechConfig.fromEndpoint(new URL('ws://127.0.0.1:PORT/speech/recognition/conversation/cognitiveservices/v1'), key)`
+ *   or `.../cognitiveservices/websocket/v1` for synthesis, or `SpeechConfig.fromHost(new URL('ws://127.0.0.1:PORT'), key)`.
+ *   (`fromEndpoint` with an empty path makes the SDK look for a redirect on port 443 first: give a path.)
+ *
+ * It cannot understand speech. A transcript is "Simulated transcript of N seconds of audio.", N the
+ * length of the phrase found by an energy detector in the audio received (Ogg Opus is not decoded:
+ * the whole stream counts as one phrase). Synthesized audio is a tone at ~14 characters a second,
+ * with SSML `<break>`s as silence.
+ *
+ * Auth: `Ocp-Apim-Subscription-Key: <key>` (header or query parameter), or
+ * `Authorization: Bearer <any token>` (as from /sts/v1.0/issueToken or Entra ID).
  */
 
+export type { FaultSetting, SimulatorFault } from './faults';
+export { transcriptFor } from './speech-websocket';
+export { parseSsml, speechSecondsFor, CHARACTERS_PER_SECOND } from './ssml';
+/** Kept for callers of the earlier API. */
+export type SpeechFault = FaultSetting | undefined;
+
 export interface SpeechSimulatorOptions {
+  /** Default 0: a free port. */
   port?: number;
   key?: string;
   region?: string;
+  /** Delay before each REST response and before a WebSocket connection is accepted. Default 0. */
   latencyMs?: number;
+  /** Delay between chunks of synthesized audio (REST and WebSocket). Default 0. */
+  chunkDelayMs?: number;
+  fault?: FaultSetting;
 }
 
-export type SpeechFault = '429' | '500' | undefined;
+export interface SpeechSimulatorStats {
+  /** REST requests and WebSocket connections. */
+  requests: number;
+  faulted: number;
+  /** Audio received for recognition (REST and WebSocket), in seconds: what the service bills. */
+  recognizedSeconds: number;
+  /** Audio synthesized and the characters spoken (markup excluded), for completed syntheses. */
+  synthesizedSeconds: number;
+  synthesizedCharacters: number;
+}
 
 export interface SpeechSimulator {
+  /** `http://127.0.0.1:PORT`; the same port serves `ws://`. */
   readonly url: string;
   readonly port: number;
   readonly key: string;
   readonly region: string;
-  readonly stats: { requests: number };
-  setFault(fault: SpeechFault): void;
+  readonly stats: SpeechSimulatorStats;
+  /**
+   * Applies to every later request and connection; a request's `x-simulator-fault` header (or,
+   * for the SDK's WebSocket, query parameter) wins. Throws if invalid.
+   */
+  setFault(fault: FaultSetting | undefined): void;
   close(): Promise<void>;
 }
 
 export const SPEECH_SIMULATOR_KEY = 'local-speech-simulator-key';
-const CHARACTERS_PER_SECOND = 14;
-const TICKS_PER_SECOND = 10_000_000;
 
 const VOICES = [
-  {
-    Name: 'Microsoft Server Speech Text to Speech Voice (en-US, JennyNeural)',
-    ShortName: 'en-US-JennyNeural',
-    Gender: 'Female',
-    Locale: 'en-US',
-    VoiceType: 'Neural',
-  },
-  {
-    Name: 'Microsoft Server Speech Text to Speech Voice (en-US, GuyNeural)',
-    ShortName: 'en-US-GuyNeural',
-    Gender: 'Male',
-    Locale: 'en-US',
-    VoiceType: 'Neural',
-  },
-  {
-    Name: 'Microsoft Server Speech Text to Speech Voice (de-DE, KatjaNeural)',
-    ShortName: 'de-DE-KatjaNeural',
-    Gender: 'Female',
-    Locale: 'de-DE',
-    VoiceType: 'Neural',
-  },
-  {
-    Name: 'Microsoft Server Speech Text to Speech Voice (ja-JP, NanamiNeural)',
-    ShortName: 'ja-JP-NanamiNeural',
-    Gender: 'Female',
-    Locale: 'ja-JP',
-    VoiceType: 'Neural',
-  },
-];
+  ['en-US', 'JennyNeural', 'Jenny', 'Female', 'English (United States)'],
+  ['en-US', 'GuyNeural', 'Guy', 'Male', 'English (United States)'],
+  ['en-GB', 'SoniaNeural', 'Sonia', 'Female', 'English (United Kingdom)'],
+  ['de-DE', 'KatjaNeural', 'Katja', 'Female', 'German (Germany)'],
+  ['fr-FR', 'DeniseNeural', 'Denise', 'Female', 'French (France)'],
+  ['ja-JP', 'NanamiNeural', 'Nanami', 'Female', 'Japanese (Japan)'],
+].map(([locale, name, display, gender, localeName]) => ({
+  Name: `Microsoft Server Speech Text to Speech Voice (${locale}, ${name})`,
+  DisplayName: display,
+  LocalName: display,
+  ShortName: `${locale}-${name}`,
+  Gender: gender,
+  Locale: locale,
+  LocaleName: localeName,
+  SampleRateHertz: '24000',
+  VoiceType: 'Neural',
+  Status: 'GA',
+  WordsPerMinute: '150',
+}));
 
-export function transcriptFor(seconds: number): string {
-  return `Simulated transcript of ${seconds.toFixed(2)} seconds of audio.`;
+const RECOGNITION_PATH =
+  /^\/speech\/recognition\/(interactive|conversation|dictation)\/cognitiveservices\/v1$/;
+const UNIVERSAL_PATH = /^\/stt\/speech\/universal\/v\d+$/;
+const SYNTHESIS_PATHS = ['/cognitiveservices/websocket/v1', '/tts/cognitiveservices/websocket/v1'];
+const LANGUAGE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/;
+const AUDIO_CHUNK_BYTES = 8192;
+
+class SpeechError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: http.OutgoingHttpHeaders = {},
+  ) {
+    super(message);
+  }
 }
 
-/** The spoken text of an SSML document (markup removed, entities decoded). */
-export function ssmlText(ssml: string): string {
-  return ssml
-    .replace(/<[^>]*>/g, '')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&apos;/g, "'")
-    .replace(/&amp;/g, '&')
-    .trim();
-}
-
-export function speechSecondsFor(text: string): number {
-  return Math.max(0.5, [...text].length / CHARACTERS_PER_SECOND);
-}
+const ACCESS_DENIED =
+  'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.';
 
 export async function startSpeechSimulator(options: SpeechSimulatorOptions = {}): Promise<SpeechSimulator> {
   const key = options.key ?? SPEECH_SIMULATOR_KEY;
   const region = options.region ?? 'localsim';
-  const stats = { requests: 0 };
-  let fault: SpeechFault;
+  const stats: SpeechSimulatorStats = {
+    requests: 0,
+    faulted: 0,
+    recognizedSeconds: 0,
+    synthesizedSeconds: 0,
+    synthesizedCharacters: 0,
+  };
+  let fault = parseFault(options.fault);
+  const upgrading = new Set<Duplex>();
 
   const authorized = (headers: http.IncomingHttpHeaders, url: URL): boolean =>
     headers['ocp-apim-subscription-key'] === key ||
     url.searchParams.get('Ocp-Apim-Subscription-Key') === key ||
     /^Bearer\s+\S+/i.test(headers.authorization ?? '');
 
+  const faultOf = (headers: http.IncomingHttpHeaders, url: URL): FaultPlan => {
+    const value = headers[FAULT_HEADER] ?? url.searchParams.get(FAULT_HEADER) ?? undefined;
+    if (value === undefined) return fault;
+    try {
+      return parseFault(Array.isArray(value) ? value.join(',') : value);
+    } catch (error) {
+      throw new SpeechError(400, 'InvalidSimulatorFault', (error as Error).message);
+    }
+  };
+
+  const countFault = (plan: FaultPlan): void => {
+    if (plan.outcome || plan.latencyMs !== undefined || plan.chunkDelayMs !== undefined) stats.faulted += 1;
+  };
+
   const server = http.createServer((req, res) => {
     stats.requests += 1;
     handleRest(req, res).catch((error: unknown) => {
-      if (!res.headersSent)
-        sendJson(res, 500, { error: { code: 'InternalServerError', message: String(error) } });
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const failure =
+        error instanceof SpeechError
+          ? error
+          : new SpeechError(
+              500,
+              'InternalServerError',
+              error instanceof Error ? error.message : String(error),
+            );
+      sendJson(
+        res,
+        failure.status,
+        { error: { code: failure.code, message: failure.message } },
+        failure.headers,
+      );
     });
   });
+  server.keepAliveTimeout = 65_000;
 
   async function handleRest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator');
     const body = await readBody(req);
-    if (!authorized(req.headers, url)) {
-      return sendJson(res, 401, {
-        error: { code: '401', message: 'Access denied due to invalid subscription key.' },
+    if (!authorized(req.headers, url)) throw new SpeechError(401, '401', ACCESS_DENIED);
+    const path = url.pathname.replace(/\/+$/, '');
+    const recognition = RECOGNITION_PATH.exec(path);
+    const route =
+      req.method === 'GET' && path === '/cognitiveservices/voices/list'
+        ? 'voices'
+        : req.method === 'POST' && path.toLowerCase() === '/sts/v1.0/issuetoken'
+          ? 'token'
+          : req.method === 'POST' && recognition
+            ? 'stt'
+            : req.method === 'POST' && path === '/cognitiveservices/v1'
+              ? 'tts'
+              : undefined;
+    if (!route) throw new SpeechError(404, '404', 'Resource not found');
+    const plan = faultOf(req.headers, url);
+
+    // Validate first, so that a fault stands for the failure of a request that would have succeeded.
+    const prepared =
+      route === 'stt'
+        ? prepareRecognition(req, url, body)
+        : route === 'tts'
+          ? prepareSynthesis(req, body)
+          : undefined;
+
+    countFault(plan);
+    switch (plan.outcome) {
+      case 'timeout':
+        return;
+      case 'reset':
+        res.destroy();
+        return;
+      case 'rate-limit': {
+        const seconds = Math.max(1, Math.ceil(plan.retryAfterMs / 1000));
+        throw new SpeechError(
+          429,
+          '429',
+          `Too many requests. The rate limit of your Speech resource was exceeded. Please retry after ${seconds} second${seconds === 1 ? '' : 's'}.`,
+          { 'retry-after': String(seconds), 'retry-after-ms': String(plan.retryAfterMs) },
+        );
+      }
+      case 'server-error':
+        throw new SpeechError(500, 'InternalServerError', 'An internal server error occurred.');
+      case 'unavailable':
+        throw new SpeechError(503, 'ServiceUnavailable', 'The service is temporarily unavailable.');
+      default:
+        break;
+    }
+    if (!(await pause(plan.latencyMs ?? options.latencyMs ?? 0, res))) return;
+    const headers = { 'apim-request-id': randomUUID() };
+    const cut = plan.outcome === 'cut';
+
+    if (route === 'voices') return sendJson(res, 200, VOICES, headers, cut);
+    if (route === 'token') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+      res.end(issueToken(region));
+      return;
+    }
+    if (prepared?.kind === 'stt') {
+      stats.recognizedSeconds = addSeconds(stats.recognizedSeconds, prepared.seconds);
+      return sendJson(res, 200, prepared.result, headers, cut);
+    }
+    if (prepared?.kind === 'tts') {
+      res.writeHead(200, { 'content-type': contentTypeOf(prepared.outputFormat), ...headers });
+      // A cut needs at least two chunks to stop between; short audio is halved instead.
+      const size = cut
+        ? Math.min(AUDIO_CHUNK_BYTES, Math.ceil(prepared.audio.length / 2))
+        : AUDIO_CHUNK_BYTES;
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < prepared.audio.length; at += size) {
+        chunks.push(prepared.audio.subarray(at, at + size));
+      }
+      const outcome = await writeFrames(res, chunks, {
+        chunkDelayMs: plan.chunkDelayMs ?? options.chunkDelayMs ?? 0,
+        cutAfterFrames: cut ? Math.max(1, Math.floor(chunks.length / 2)) : undefined,
       });
-    }
-    if (fault === '429') {
-      res.writeHead(429, { 'retry-after': '1' }).end();
-      return;
-    }
-    if (fault === '500') {
-      res.writeHead(500).end();
-      return;
-    }
-    if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
-
-    if (req.method === 'GET' && url.pathname === '/cognitiveservices/voices/list')
-      return sendJson(res, 200, VOICES);
-
-    if (req.method === 'POST' && url.pathname === '/speech/recognition/conversation/cognitiveservices/v1') {
-      if (!url.searchParams.get('language')) {
-        return sendJson(res, 400, {
-          error: { code: 'BadRequest', message: "The 'language' query parameter is required." },
-        });
+      if (outcome === 'completed') {
+        stats.synthesizedSeconds = addSeconds(stats.synthesizedSeconds, prepared.seconds);
+        stats.synthesizedCharacters += prepared.characters;
       }
-      const contentType = (req.headers['content-type'] ?? '').toLowerCase();
-      let seconds: number | undefined;
-      if (contentType.startsWith('audio/wav') || contentType.startsWith('audio/x-wav'))
-        seconds = readWav(body)?.durationSeconds;
-      else if (contentType.startsWith('audio/ogg')) seconds = oggOpusDurationSeconds(body);
-      else
-        return sendJson(res, 415, {
-          error: { code: 'UnsupportedMediaType', message: `Unsupported content type '${contentType}'.` },
-        });
-      if (seconds === undefined) {
-        return sendJson(res, 400, {
-          error: { code: 'BadRequest', message: 'The audio could not be decoded.' },
-        });
-      }
-      const text = transcriptFor(seconds);
-      const duration = Math.round(seconds * TICKS_PER_SECOND);
-      if (url.searchParams.get('format') === 'detailed') {
-        return sendJson(res, 200, {
-          RecognitionStatus: 'Success',
-          Offset: 0,
-          Duration: duration,
-          NBest: [
-            { Confidence: 0.97, Lexical: text.toLowerCase(), ITN: text, MaskedITN: text, Display: text },
-          ],
-        });
-      }
-      return sendJson(res, 200, {
-        RecognitionStatus: 'Success',
-        DisplayText: text,
-        Offset: 0,
-        Duration: duration,
-      });
     }
-
-    if (req.method === 'POST' && url.pathname === '/cognitiveservices/v1') {
-      const outputFormat = String(req.headers['x-microsoft-outputformat'] ?? '');
-      const ssml = body.toString('utf8');
-      if (!/<speak[\s>]/.test(ssml)) {
-        return sendJson(res, 400, {
-          error: { code: 'BadRequest', message: 'The request body must be an SSML <speak> document.' },
-        });
-      }
-      const audio = synthesizeAudio(outputFormat, speechSecondsFor(ssmlText(ssml)));
-      if (!audio) {
-        return sendJson(res, 400, {
-          error: {
-            code: 'BadRequest',
-            message: `Unsupported X-Microsoft-OutputFormat '${outputFormat}'. Supported: ${SUPPORTED_OUTPUT_FORMATS.join(', ')}.`,
-          },
-        });
-      }
-      res.writeHead(200, { 'content-type': contentTypeOf(outputFormat), 'content-length': audio.length });
-      res.end(audio);
-      return;
-    }
-    sendJson(res, 404, { error: { code: 'NotFound', message: 'Resource not found' } });
   }
 
   const sockets = new WebSocketServer({ noServer: true });
-  server.on('upgrade', (req, socket, head) => {
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    stats.requests += 1;
+    upgrading.add(socket);
+    socket.once('close', () => upgrading.delete(socket));
+    const refuse = (status: number, reason: string, headers: Record<string, string> = {}): void => {
+      const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\n${lines.join('')}Content-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+    };
     const url = new URL(req.url ?? '/', 'http://simulator');
-    const recognition = url.pathname.startsWith('/speech/recognition/');
-    const synthesis = url.pathname === '/cognitiveservices/websocket/v1';
-    if (!recognition && !synthesis) {
-      socket.end('HTTP/1.1 404 Not Found\r\n\r\n');
-      return;
+    const path = url.pathname.replace(/\/+$/, '');
+    const recognition = RECOGNITION_PATH.test(path) || UNIVERSAL_PATH.test(path);
+    const synthesis = SYNTHESIS_PATHS.includes(path);
+    if (!recognition && !synthesis) return refuse(404, 'Not Found');
+    if (!authorized(req.headers, url)) return refuse(401, 'Unauthorized');
+    let plan: FaultPlan;
+    try {
+      plan = faultOf(req.headers, url);
+    } catch {
+      return refuse(400, 'Bad Request');
     }
-    if (!authorized(req.headers, url)) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
-      return;
+    countFault(plan);
+    switch (plan.outcome) {
+      case 'timeout':
+        return; // held open until the client gives up or close()
+      case 'reset':
+        socket.destroy();
+        return;
+      case 'rate-limit':
+        return refuse(429, 'Too Many Requests', {
+          'Retry-After': String(Math.max(1, Math.ceil(plan.retryAfterMs / 1000))),
+        });
+      case 'server-error':
+        return refuse(500, 'Internal Server Error');
+      case 'unavailable':
+        return refuse(503, 'Service Unavailable');
+      default:
+        break;
     }
-    sockets.handleUpgrade(req, socket, head, (ws) => {
-      stats.requests += 1;
-      if (recognition) serveRecognition(ws, url.searchParams.get('format') === 'detailed');
-      else serveSynthesis(ws);
-    });
+    const accept = (): void => {
+      if (socket.destroyed) return;
+      sockets.handleUpgrade(req, socket, head, (ws) => {
+        const session = {
+          chunkDelayMs: plan.chunkDelayMs ?? options.chunkDelayMs ?? 0,
+          cut: plan.outcome === 'cut',
+          onAudioReceived: (seconds: number) => {
+            stats.recognizedSeconds = addSeconds(stats.recognizedSeconds, seconds);
+          },
+          onAudioSynthesized: (seconds: number, characters: number) => {
+            stats.synthesizedSeconds = addSeconds(stats.synthesizedSeconds, seconds);
+            stats.synthesizedCharacters += characters;
+          },
+        };
+        if (recognition) {
+          const mode: RecognitionMode = modeFromPath(path);
+          serveRecognition(ws, { mode, detailed: url.searchParams.get('format') === 'detailed' }, session);
+        } else {
+          serveSynthesis(ws, session);
+        }
+      });
+    };
+    const latency = plan.latencyMs ?? options.latencyMs ?? 0;
+    if (latency <= 0) return accept();
+    const timer = setTimeout(accept, latency);
+    socket.once('close', () => clearTimeout(timer));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  function prepareRecognition(req: http.IncomingMessage, url: URL, body: Buffer) {
+    const language = url.searchParams.get('language');
+    if (!language) {
+      throw new SpeechError(400, 'BadRequest', "The 'language' query parameter is required.");
+    }
+    if (!LANGUAGE.test(language)) {
+      throw new SpeechError(400, 'BadRequest', `Unsupported language '${language}'.`);
+    }
+    const format = url.searchParams.get('format') ?? 'simple';
+    if (format !== 'simple' && format !== 'detailed') {
+      throw new SpeechError(400, 'BadRequest', `Unsupported format '${format}': use simple or detailed.`);
+    }
+    const contentType = (req.headers['content-type'] ?? '').toLowerCase();
+    let seconds: number | undefined;
+    let phrase: { offset: number; duration: number } | undefined;
+    if (/^audio\/(x-)?wav\b/.test(contentType)) {
+      const wav = readWav(body);
+      const header = parseWavHeader(body);
+      if (!wav || !header) {
+        throw new SpeechError(
+          400,
+          'BadRequest',
+          'The audio is not WAV (RIFF/WAVE with fmt and data chunks).',
+        );
+      }
+      seconds = wav.durationSeconds;
+      const segmenter = new SpeechSegmenter(header.format);
+      const data = body.subarray(header.dataOffset, header.dataOffset + wav.dataBytes);
+      const events = [...segmenter.push(data), ...segmenter.end()];
+      const first = events.find((event) => event.type === 'phrase');
+      // The short-audio API answers with the first phrase only.
+      if (first?.type === 'phrase') phrase = { offset: first.offset, duration: first.duration };
+    } else if (/^audio\/ogg\b/.test(contentType)) {
+      seconds = oggOpusDurationSeconds(body);
+      if (seconds === undefined) {
+        throw new SpeechError(400, 'BadRequest', 'The audio is not Ogg Opus (no OggS pages with OpusHead).');
+      }
+      if (seconds > 0) phrase = { offset: 0, duration: Math.round(seconds * TICKS_PER_SECOND) };
+    } else {
+      throw new SpeechError(
+        415,
+        'UnsupportedMediaType',
+        `Unsupported content type '${contentType}'. Use 'audio/wav; codecs=audio/pcm; samplerate=16000' or 'audio/ogg; codecs=opus'.`,
+      );
+    }
+    const result = phrase
+      ? recognitionResult(phrase.offset, phrase.duration, format === 'detailed')
+      : {
+          RecognitionStatus: 'InitialSilenceTimeout',
+          Offset: 0,
+          Duration: Math.round(seconds * TICKS_PER_SECOND),
+        };
+    return { kind: 'stt' as const, seconds, result };
+  }
+
+  function prepareSynthesis(req: http.IncomingMessage, body: Buffer) {
+    const outputFormat = String(req.headers['x-microsoft-outputformat'] ?? '');
+    if (!outputFormat) {
+      throw new SpeechError(400, 'BadRequest', 'The X-Microsoft-OutputFormat header is required.');
+    }
+    let document;
+    try {
+      document = parseSsml(body.toString('utf8'));
+    } catch (error) {
+      if (error instanceof SsmlError) throw new SpeechError(400, 'BadRequest', error.message);
+      throw error;
+    }
+    const audio = synthesizeAudio(outputFormat, document.timeline);
+    if (!audio) {
+      throw new SpeechError(
+        400,
+        'BadRequest',
+        `Unsupported X-Microsoft-OutputFormat '${outputFormat}'. Supported: ${SUPPORTED_OUTPUT_FORMATS.join(', ')}.`,
+      );
+    }
+    return {
+      kind: 'tts' as const,
+      outputFormat,
+      audio,
+      seconds: document.seconds,
+      characters: [...document.text].length,
+    };
+  }
+
+  const port = await listen(server, options.port);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -225,172 +422,54 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
     region,
     stats,
     setFault(next) {
-      fault = next;
+      fault = parseFault(next);
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const client of sockets.clients) client.terminate();
-        sockets.close();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: async () => {
+      for (const client of sockets.clients) client.terminate();
+      await closeServer(server, upgrading);
+      await new Promise<void>((resolve) => sockets.close(() => resolve()));
+    },
   };
 }
 
-// ---- the SDK's WebSocket protocol ----------------------------------------------------------------
-
-interface SpeechMessage {
-  headers: Record<string, string>;
-  body: Buffer;
-  binary: boolean;
+/** Sums to the microsecond, so that totals of many small chunks compare exactly. */
+function addSeconds(total: number, seconds: number): number {
+  return Math.round((total + seconds) * 1e6) / 1e6;
 }
 
-function parseMessage(data: RawData, isBinary: boolean): SpeechMessage {
-  const buffer = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-  let headerText: string;
-  let body: Buffer;
-  if (isBinary) {
-    const length = buffer.readUInt16BE(0);
-    headerText = buffer.toString('latin1', 2, 2 + length);
-    body = buffer.subarray(2 + length);
-  } else {
-    const text = buffer.toString('utf8');
-    const split = text.indexOf('\r\n\r\n');
-    headerText = split < 0 ? text : text.slice(0, split);
-    body = Buffer.from(split < 0 ? '' : text.slice(split + 4), 'utf8');
-  }
-  const headers: Record<string, string> = {};
-  for (const line of headerText.split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  return { headers, body, binary: isBinary };
-}
-
-function headerBlock(
-  path: string,
-  requestId: string,
-  contentType: string,
-  extra: Record<string, string> = {},
-): string {
-  const headers = {
-    'X-RequestId': requestId,
-    'X-Timestamp': new Date().toISOString(),
-    Path: path,
-    'Content-Type': contentType,
-    ...extra,
+function recognitionResult(offset: number, duration: number, detailed: boolean): Record<string, unknown> {
+  const text = transcriptFor(duration / TICKS_PER_SECOND);
+  if (!detailed)
+    return { RecognitionStatus: 'Success', DisplayText: text, Offset: offset, Duration: duration };
+  return {
+    RecognitionStatus: 'Success',
+    Offset: offset,
+    Duration: duration,
+    NBest: [
+      {
+        Confidence: 0.97,
+        Lexical: text.toLowerCase().replace(/[^\w\s]/g, ''),
+        ITN: text.toLowerCase().replace(/[^\w\s.]/g, ''),
+        MaskedITN: text.toLowerCase().replace(/[^\w\s.]/g, ''),
+        Display: text,
+      },
+    ],
   };
-  return Object.entries(headers)
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
 }
 
-function sendText(ws: WebSocket, path: string, requestId: string, body: unknown): void {
-  ws.send(`${headerBlock(path, requestId, 'application/json; charset=utf-8')}\r\n${JSON.stringify(body)}`);
-}
-
-function sendBinary(
-  ws: WebSocket,
-  path: string,
-  requestId: string,
-  contentType: string,
-  body: Buffer,
-  extra: Record<string, string>,
-): void {
-  const header = Buffer.from(headerBlock(path, requestId, contentType, extra), 'latin1');
-  const prefix = Buffer.alloc(2);
-  prefix.writeUInt16BE(header.length);
-  ws.send(Buffer.concat([prefix, header, body]));
-}
-
-function serveRecognition(ws: WebSocket, detailed: boolean): void {
-  const turns = new Map<string, Buffer[]>();
-  ws.on('message', (data, isBinary) => {
-    const message = parseMessage(data, isBinary);
-    const requestId = message.headers['x-requestid'] ?? '';
-    if (message.headers.path !== 'audio') return; // speech.config / speech.context: nothing to answer
-    const chunks = turns.get(requestId) ?? [];
-    if (chunks.length === 0) turns.set(requestId, chunks);
-    if (message.body.length > 0) {
-      chunks.push(message.body);
-      return;
-    }
-    // An empty audio message ends the stream: answer the whole turn.
-    turns.delete(requestId);
-    const audio = Buffer.concat(chunks);
-    const wav = readWav(audio);
-    const seconds = wav ? wav.durationSeconds : audio.length / 32_000; // headerless: 16 kHz, 16-bit, mono
-    const duration = Math.round(seconds * TICKS_PER_SECOND);
-    const text = transcriptFor(seconds);
-    sendText(ws, 'turn.start', requestId, { context: { serviceTag: randomUUID().replace(/-/g, '') } });
-    sendText(ws, 'speech.startDetected', requestId, { Offset: 0 });
-    sendText(ws, 'speech.hypothesis', requestId, { Text: text.toLowerCase(), Offset: 0, Duration: duration });
-    sendText(
-      ws,
-      'speech.phrase',
-      requestId,
-      detailed
-        ? {
-            RecognitionStatus: 'Success',
-            Offset: 0,
-            Duration: duration,
-            NBest: [
-              { Confidence: 0.97, Lexical: text.toLowerCase(), ITN: text, MaskedITN: text, Display: text },
-            ],
-          }
-        : { RecognitionStatus: 'Success', DisplayText: text, Offset: 0, Duration: duration },
-    );
-    sendText(ws, 'speech.endDetected', requestId, { Offset: duration });
-    sendText(ws, 'turn.end', requestId, {});
-  });
-}
-
-function serveSynthesis(ws: WebSocket): void {
-  let outputFormat = 'audio-24khz-48kbitrate-mono-mp3';
-  ws.on('message', (data, isBinary) => {
-    const message = parseMessage(data, isBinary);
-    const requestId = message.headers['x-requestid'] ?? '';
-    if (message.headers.path === 'synthesis.context') {
-      const context = JSON.parse(message.body.toString('utf8') || '{}') as {
-        synthesis?: { audio?: { outputFormat?: string } };
-      };
-      outputFormat = context.synthesis?.audio?.outputFormat ?? outputFormat;
-      return;
-    }
-    if (message.headers.path !== 'ssml') return;
-    const audio = synthesizeAudio(outputFormat, speechSecondsFor(ssmlText(message.body.toString('utf8'))));
-    const streamId = randomUUID().replace(/-/g, '').toUpperCase();
-    sendText(ws, 'turn.start', requestId, { context: { serviceTag: streamId.toLowerCase() } });
-    if (!audio) {
-      ws.close(1007, `Unsupported output format '${outputFormat}'`);
-      return;
-    }
-    sendText(ws, 'response', requestId, {
-      context: { serviceTag: streamId.toLowerCase() },
-      audio: { type: 'inline', streamId },
-    });
-    for (let at = 0; at < audio.length; at += 8192) {
-      sendBinary(ws, 'audio', requestId, contentTypeOf(outputFormat), audio.subarray(at, at + 8192), {
-        'X-StreamId': streamId,
-      });
-    }
-    sendText(ws, 'turn.end', requestId, {});
-  });
-}
-
-// ---- helpers ------------------------------------------------------------------------------------
-
-async function readBody(req: http.IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
+/** A short-lived access token in the shape the service issues (a JWT); any bearer token is accepted. */
+function issueToken(region: string): string {
+  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return [
+    encode({ alg: 'HS256', typ: 'JWT' }),
+    encode({
+      region,
+      'subscription-id': randomUUID(),
+      iss: 'urn:ms.cognitiveservices',
+      aud: `urn:ms.speechservices.${region}`,
+      exp: now + 600,
+    }),
+    Buffer.from(randomUUID()).toString('base64url'),
+  ].join('.');
 }
