@@ -18,7 +18,12 @@ export type OpenAiOperation = 'chat/completions' | 'embeddings' | 'responses';
 
 export interface OpenAiProxyRequest {
   operation: OpenAiOperation;
-  /** Set for the `/openai/deployments/{deployment}/...` form; the v1 form names it in `model`. */
+  /**
+   * `deployment`: `/openai/deployments/{deployment}/...?api-version=`; `azure`: `/openai/responses?api-version=`
+   * (what `AzureOpenAI` calls for the Responses API); `v1`: `/openai/v1/...`. The last two name the
+   * deployment in the body's `model`.
+   */
+  form: 'deployment' | 'azure' | 'v1';
   deployment?: string;
   apiVersion: string | null;
   contentType: string | null;
@@ -107,7 +112,7 @@ export async function proxyOpenAi(
   if (!/^application\/json\b/i.test(request.contentType ?? '')) {
     throw new ApiError(415, 'UnsupportedMediaType', "Content-Type must be 'application/json'.");
   }
-  if (request.deployment !== undefined && !request.apiVersion) {
+  if (request.form !== 'v1' && !request.apiVersion) {
     throw badRequest("Missing required query parameter 'api-version'.", 'api-version');
   }
   let json: unknown;
@@ -138,10 +143,13 @@ export async function proxyOpenAi(
     );
   }
 
+  const version = `api-version=${encodeURIComponent(request.apiVersion ?? '')}`;
   const url =
-    request.deployment !== undefined
-      ? `${deps.endpoint}/openai/deployments/${encodeURIComponent(request.deployment)}/${request.operation}?api-version=${encodeURIComponent(request.apiVersion ?? '')}`
-      : `${deps.endpoint}/openai/v1/${request.operation}`;
+    request.form === 'deployment'
+      ? `${deps.endpoint}/openai/deployments/${encodeURIComponent(deployment)}/${request.operation}?${version}`
+      : request.form === 'azure'
+        ? `${deps.endpoint}/openai/${request.operation}?${version}`
+        : `${deps.endpoint}/openai/v1/${request.operation}`;
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await undiciRequest(url, {

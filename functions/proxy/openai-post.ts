@@ -6,7 +6,7 @@ import type { OpenAiOperation } from '../../shared/openai-proxy';
 import { proxyOpenAi } from '../../shared/openai-proxy';
 import { correlationIdOf, errorResponse, readBodyWithin } from '../http';
 
-function handler(operation: OpenAiOperation) {
+function handler(operation: OpenAiOperation, form: 'deployment' | 'azure' | 'v1') {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     const startedAt = Date.now();
     try {
@@ -20,6 +20,7 @@ function handler(operation: OpenAiOperation) {
       const result = await proxyOpenAi(
         {
           operation,
+          form,
           deployment: request.params.deployment,
           apiVersion: request.query.get('api-version'),
           contentType: request.headers.get('content-type'),
@@ -47,29 +48,35 @@ app.http('openaiChatCompletions', {
   route: 'openai/deployments/{deployment}/chat/completions',
   methods: ['POST'],
   authLevel: 'function',
-  handler: handler('chat/completions'),
+  handler: handler('chat/completions', 'deployment'),
 });
 app.http('openaiEmbeddings', {
   route: 'openai/deployments/{deployment}/embeddings',
   methods: ['POST'],
   authLevel: 'function',
-  handler: handler('embeddings'),
+  handler: handler('embeddings', 'deployment'),
 });
 app.http('openaiV1ChatCompletions', {
   route: 'openai/v1/chat/completions',
   methods: ['POST'],
   authLevel: 'function',
-  handler: handler('chat/completions'),
+  handler: handler('chat/completions', 'v1'),
 });
 app.http('openaiV1Embeddings', {
   route: 'openai/v1/embeddings',
   methods: ['POST'],
   authLevel: 'function',
-  handler: handler('embeddings'),
+  handler: handler('embeddings', 'v1'),
 });
 app.http('openaiV1Responses', {
   route: 'openai/v1/responses',
   methods: ['POST'],
   authLevel: 'function',
-  handler: handler('responses'),
+  handler: handler('responses', 'v1'),
+});
+app.http('openaiResponses', {
+  route: 'openai/responses',
+  methods: ['POST'],
+  authLevel: 'function',
+  handler: handler('responses', 'azure'),
 });

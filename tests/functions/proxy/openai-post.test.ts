@@ -227,6 +227,27 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
     });
   });
 
+  it('the Responses API also works through the AzureOpenAI client (/openai/responses?api-version=)', async () => {
+    const id = randomUUID();
+    const azure = new AzureOpenAI({
+      endpoint: `${stack.host.url}/api`,
+      apiKey: 'unused',
+      apiVersion: '2025-03-01-preview',
+      defaultHeaders: gatewayHeaders(id),
+      maxRetries: 0,
+    });
+    const response = await azure.responses.create({
+      model: 'gpt-4o',
+      input: 'Totals by department, please.',
+    });
+    expect(await eventually(id)).toMatchObject({
+      api: 'responses',
+      deployment: 'gpt-4o',
+      promptTokens: response.usage?.input_tokens,
+      completionTokens: response.usage?.output_tokens,
+    });
+  });
+
   it('a retried request with the same request id counts once', async () => {
     const id = randomUUID();
     await client(id).chat.completions.create({ model: 'gpt-4o', messages });
