@@ -7,7 +7,8 @@ import type { Attribution } from './attribution';
 import { ApiError, badRequest } from './errors';
 import { estimateChatPromptTokens, countTextTokens } from './token-estimate';
 import type { UsageApi, UsageEvent, UsageFigures } from './usage';
-import { NO_USAGE, windowStart } from './usage';
+import { NO_USAGE } from './usage';
+import { usageEventFor } from './usage-event';
 
 /**
  * The Azure OpenAI data plane, proxied: validates the request, calls the upstream, streams the
@@ -173,26 +174,12 @@ export async function proxyOpenAi(
   const status = upstream.statusCode;
   const ok = status >= 200 && status < 300;
   const headers = passedHeaders(upstream.headers);
-  const event = (figures: UsageFigures, model: string, estimated: boolean): UsageEvent => {
-    const recordedAt = now();
-    return {
-      id: request.correlationId,
-      recordedAt: recordedAt.toISOString(),
-      window: windowStart(recordedAt).toISOString(),
-      subscriptionId: request.attribution.subscriptionId,
-      appId: request.attribution.appId,
-      department: request.attribution.department,
-      ...(request.attribution.userId ? { userId: request.attribution.userId } : {}),
-      api,
-      deployment,
-      model: model || deployment,
-      ...figures,
-      status,
-      latencyMs: Date.now() - request.startedAt,
-      streamed: streaming,
-      estimated,
-    };
-  };
+  const event = (figures: UsageFigures, model: string, estimated: boolean): UsageEvent =>
+    usageEventFor(
+      request,
+      { api, deployment, model, figures, status, streamed: streaming, estimated },
+      now(),
+    );
 
   const isEventStream = /text\/event-stream/i.test(headers['content-type'] ?? '');
   if (!ok || !streaming || !isEventStream) {

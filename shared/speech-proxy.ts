@@ -5,7 +5,7 @@ import { oggOpusDurationSeconds, readWav } from './audio';
 import { ApiError, badRequest } from './errors';
 import { billableCharacters, escapeXml, spokenText } from './speech-billing';
 import type { UsageEvent, UsageFigures } from './usage';
-import { NO_USAGE, windowStart } from './usage';
+import { usageEventFor } from './usage-event';
 
 /**
  * Azure Speech, proxied and metered: speech-to-text for short audio and text-to-speech. Audio
@@ -106,25 +106,16 @@ function usageEvent(
   deployment: string,
   figures: Partial<UsageFigures>,
 ): UsageEvent {
-  const recordedAt = new Date();
-  return {
-    id: context.correlationId,
-    recordedAt: recordedAt.toISOString(),
-    window: windowStart(recordedAt).toISOString(),
-    subscriptionId: context.attribution.subscriptionId,
-    appId: context.attribution.appId,
-    department: context.attribution.department,
-    ...(context.attribution.userId ? { userId: context.attribution.userId } : {}),
+  const model = api === 'stt' ? 'azure-speech-stt-standard' : 'azure-speech-tts-neural';
+  return usageEventFor(context, {
     api,
     deployment,
-    model: api === 'stt' ? 'azure-speech-stt-standard' : 'azure-speech-tts-neural',
-    ...NO_USAGE,
-    ...figures,
+    model,
+    figures,
     status: 200,
-    latencyMs: Date.now() - context.startedAt,
     streamed: false,
     estimated: false,
-  };
+  });
 }
 
 // ---- speech-to-text ---------------------------------------------------------------------------------
