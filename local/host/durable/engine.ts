@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OrchestratorAction, OrchestratorState, HistoryEvent, RetryOptionsWire } from './history';
-import { ActionType, EventType, flattenActions, historyEvent, retryDelayMs } from './history';
+import { ActionType, EventType, historyEvent, retryDelayMs, uniqueLeafActions } from './history';
 
 export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated' | 'ContinuedAsNew';
 
@@ -54,10 +54,11 @@ interface Instance {
   inbox: HistoryEvent[];
   /** Mirror of the library's sequence counter: ids must be handed out in exactly its order. */
   nextSequence: number;
-  /** Top-level actions already acted on; the library reports all actions from the start on every replay. */
-  actionsSeen: number;
+  /** Leaf actions already acted on; the library reports every action from the start on each replay. */
+  leafActionsSeen: number;
   retries: Map<number, PendingRetry>;
-  parent?: { instanceId: string; taskId: number };
+  /** The generation matters: a child started before continueAsNew must not answer the next one. */
+  parent?: { instanceId: string; taskId: number; generation: number };
   busy: boolean;
   generation: number;
   waiters: Array<() => void>;
@@ -110,7 +111,7 @@ export class DurableEngine {
         }),
       ],
       nextSequence: 0,
-      actionsSeen: 0,
+      leafActionsSeen: 0,
       retries: new Map(),
       busy: false,
       generation: (existing?.generation ?? 0) + 1,
@@ -265,9 +266,9 @@ export class DurableEngine {
     instance.customStatus = state.customStatus ?? instance.customStatus;
     instance.lastUpdatedTime = new Date();
 
-    const topLevel = (state.actions ?? []).flat();
-    const newActions = topLevel.slice(instance.actionsSeen);
-    instance.actionsSeen = topLevel.length;
+    const leaves = uniqueLeafActions((state.actions ?? []).flat());
+    const newActions = leaves.slice(instance.leafActionsSeen);
+    instance.leafActionsSeen = leaves.length;
 
     if (failure !== undefined) {
       this.#finish(instance, 'Failed', `Orchestrator function '${instance.name}' failed: ${failure}`);
@@ -278,7 +279,7 @@ export class DurableEngine {
       this.#continueAsNew(instance, continueAsNew.input);
       return;
     }
-    for (const action of flattenActions(newActions)) this.#schedulAction(instance, action);
+    for (const action of newActions) this.#schedulAction(instance, action);
     if (state.isDone) this.#finish(instance, 'Completed', state.output ?? null);
   }
 
@@ -402,7 +403,7 @@ export class DurableEngine {
     try {
       this.startNew(functionName, { instanceId: childId, input: decodeInput(input) });
       const child = this.#instances.get(childId) as Instance;
-      child.parent = { instanceId: instance.instanceId, taskId };
+      child.parent = { instanceId: instance.instanceId, taskId, generation };
     } catch (error) {
       queueMicrotask(() =>
         this.#deliver(
@@ -434,18 +435,23 @@ export class DurableEngine {
 
   #startTimer(instance: Instance, timerId: number, fireAt: Date): void {
     const generation = instance.generation;
-    const timer = setTimeout(
-      () => {
-        this.#timers.delete(timer);
-        this.#deliver(
-          instance,
-          historyEvent(EventType.TimerFired, { TimerId: timerId, FireAt: fireAt }),
-          generation,
-        );
-      },
-      Math.max(0, fireAt.getTime() - Date.now()),
-    );
-    this.#timers.add(timer);
+    // setTimeout fires at once beyond ~24.8 days; longer waits re-arm until the time has come.
+    const arm = (): void => {
+      const timer = setTimeout(
+        () => {
+          this.#timers.delete(timer);
+          if (fireAt.getTime() > Date.now() + 5) return arm();
+          this.#deliver(
+            instance,
+            historyEvent(EventType.TimerFired, { TimerId: timerId, FireAt: fireAt }),
+            generation,
+          );
+        },
+        Math.min(Math.max(0, fireAt.getTime() - Date.now()), 2 ** 31 - 1),
+      );
+      this.#timers.add(timer);
+    };
+    arm();
   }
 
   #continueAsNew(instance: Instance, input: unknown): void {
@@ -459,7 +465,7 @@ export class DurableEngine {
       }),
     ];
     instance.nextSequence = 0;
-    instance.actionsSeen = 0;
+    instance.leafActionsSeen = 0;
     instance.retries.clear();
     instance.status = 'Running';
     instance.lastUpdatedTime = new Date();
@@ -488,6 +494,7 @@ export class DurableEngine {
               Reason: String(output),
               Details: `Sub-orchestration '${instance.instanceId}' ended ${status}.`,
             }),
+        instance.parent.generation,
       );
     }
     for (const wake of instance.waiters.splice(0)) wake();

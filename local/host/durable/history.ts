@@ -85,16 +85,23 @@ export function historyEvent(type: number, fields: Record<string, unknown> = {},
   };
 }
 
-/** Leaf actions in the order the library hands out sequence numbers (compound actions flattened). */
-export function flattenActions(actions: OrchestratorAction[]): OrchestratorAction[] {
+/**
+ * Leaf actions in the order the library hands out sequence numbers (compound actions flattened).
+ * A task yielded again inside a later Task.all / Task.any appears again as the same action object;
+ * it already has its id, so it is listed once.
+ */
+export function uniqueLeafActions(actions: OrchestratorAction[]): OrchestratorAction[] {
+  const seen = new Set<OrchestratorAction>();
   const leaves: OrchestratorAction[] = [];
-  for (const action of actions) {
+  const visit = (action: OrchestratorAction): void => {
     if (action.actionType === ActionType.WhenAll || action.actionType === ActionType.WhenAny) {
-      leaves.push(...flattenActions(action.compoundActions ?? []));
-    } else {
+      for (const child of action.compoundActions ?? []) visit(child);
+    } else if (!seen.has(action)) {
+      seen.add(action);
       leaves.push(action);
     }
-  }
+  };
+  actions.forEach(visit);
   return leaves;
 }
 

@@ -94,6 +94,30 @@ describe('durable orchestrations', () => {
     expect(final).toMatchObject({ runtimeStatus: 'Completed', output: { sum: 12, approved: true } });
   });
 
+  it('keeps the ids of a task yielded again inside Task.all', async () => {
+    host.durable.startNew('reyield', { instanceId: 'reyield-1' });
+    const final = await host.durable.waitForCompletion('reyield-1', 5000);
+    expect(final).toMatchObject({
+      runtimeStatus: 'Completed',
+      output: { first: 'a', both: ['a', 'b'], c: 'c' },
+    });
+  });
+
+  it('races the same task against fresh timers in Task.any until it wins', async () => {
+    host.durable.startNew('anyLoop', { instanceId: 'poll-1' });
+    const final = await host.durable.waitForCompletion('poll-1', 5000);
+    expect(final.runtimeStatus).toBe('Completed');
+    expect(final.output).toMatchObject({ result: 'work' });
+    expect((final.output as { polls: number }).polls).toBeGreaterThan(1);
+  });
+
+  it('does not let a child from before continueAsNew answer the next generation', async () => {
+    host.durable.startNew('restarting', { instanceId: 'restart-1', input: 1 });
+    await waitFor(() => host.durable.getStatus('restart-1-child')?.runtimeStatus === 'Completed');
+    const final = await host.durable.waitForCompletion('restart-1', 5000);
+    expect(final).toMatchObject({ runtimeStatus: 'Completed', output: { generation: 2, first: 'first' } });
+  });
+
   it('shows the history of an instance on request', () => {
     const status = host.durable.getStatus('retry-1', { showHistory: true });
     const types = (status?.history ?? []).map((e) => (e as { EventType: string }).EventType);
