@@ -15,6 +15,8 @@ const localSchema = z.object({
 
 export type LocalSettings = z.infer<typeof localSchema>;
 
+export const LOCAL_SETTING_NAMES: readonly string[] = Object.keys(localSchema.shape);
+
 export function readLocalSettings(env: NodeJS.ProcessEnv, appRoot: string): LocalSettings {
   const defined = Object.fromEntries(
     Object.entries(env).filter(

@@ -54,6 +54,8 @@ const positiveInt = (fallback: number) =>
     z.number().int().positive().default(fallback),
   );
 
+const MIN_GATEWAY_SECRET_LENGTH = 16;
+
 /** `keyvault:<secret-name>`: resolved from the vault named by KEY_VAULT_URI at start-up. */
 const KEY_VAULT_REFERENCE = /^keyvault:([0-9a-zA-Z-]{1,127})$/;
 
@@ -101,7 +103,11 @@ const rawSchema = z.object({
       .string({
         error: 'required: the secret APIM sends in x-chargeback-gateway-key (use keyvault:<name> in Azure)',
       })
-      .min(16, 'must be at least 16 characters'),
+      .min(1, 'required: the secret APIM sends in x-chargeback-gateway-key (use keyvault:<name> in Azure)')
+      .refine(
+        (value) => KEY_VAULT_REFERENCE.test(value) || value.length >= MIN_GATEWAY_SECRET_LENGTH,
+        `must be at least ${MIN_GATEWAY_SECRET_LENGTH} characters`,
+      ),
   ),
   MAX_REQUEST_BYTES: positiveInt(8 * 1024 * 1024),
   UPSTREAM_TIMEOUT_MS: positiveInt(120_000),
@@ -142,6 +148,13 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
       'COSMOS_ALLOW_SELF_SIGNED_CERT: is only allowed for a Cosmos DB emulator on a loopback address',
     );
   }
+  for (const name of SECRET_SETTINGS) {
+    if (value(name)?.startsWith('@Microsoft.KeyVault(')) {
+      problems.push(
+        `${name}: the App Service Key Vault reference was not resolved; check that the app's identity can read the secret`,
+      );
+    }
+  }
   if (!value('KEY_VAULT_URI')) {
     for (const name of SECRET_SETTINGS) {
       if (KEY_VAULT_REFERENCE.test(value(name) ?? '')) {
@@ -164,6 +177,9 @@ const SECRET_SETTINGS = [
 ] as const;
 
 export type RawConfig = z.infer<typeof rawSchema>;
+
+/** The name of every setting the app reads. */
+export const APP_SETTING_NAMES: readonly string[] = Object.keys(rawSchema.shape);
 
 export interface AppConfig {
   keyVaultUri?: string;
@@ -270,12 +286,22 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
     appInsightsConnectionString: appInsights,
     healthCheckTimeoutMs: raw.HEALTH_CHECK_TIMEOUT_MS,
     proxy: {
-      gatewaySecret: gatewaySecret ?? raw.GATEWAY_SHARED_SECRET,
+      gatewaySecret: checkedGatewaySecret(gatewaySecret ?? raw.GATEWAY_SHARED_SECRET),
       maxRequestBytes: raw.MAX_REQUEST_BYTES,
       upstreamTimeoutMs: raw.UPSTREAM_TIMEOUT_MS,
       redisWriteTimeoutMs: raw.REDIS_WRITE_TIMEOUT_MS,
     },
   };
+}
+
+/** The gateway secret is checked again once a Key Vault reference has been resolved. */
+function checkedGatewaySecret(secret: string): string {
+  if (secret.length < MIN_GATEWAY_SECRET_LENGTH) {
+    throw new ConfigError([
+      `GATEWAY_SHARED_SECRET: must be at least ${MIN_GATEWAY_SECRET_LENGTH} characters`,
+    ]);
+  }
+  return secret;
 }
 
 function isLoopback(endpoint: string): boolean {

@@ -390,20 +390,12 @@ export class LocalFunctionsHost {
         return sendJson(res, 404, undefined);
       }
       const routePath = path.slice(prefix.length) || '/';
-      let allowed: string[] = [];
       for (const route of this.#routes) {
         const params = route.compiled.match(routePath);
-        if (!params) continue;
-        if (!route.methods.includes(req.method ?? 'GET')) {
-          allowed = allowed.concat(route.methods);
-          continue;
-        }
+        // Like the real host, a route whose methods do not include this one does not match (404).
+        if (!params || !route.methods.includes(req.method ?? 'GET')) continue;
         if (!this.#authorized(req, url, route.authLevel)) return sendJson(res, 401, undefined);
         return await this.#invokeHttp(route, params, req, res, url);
-      }
-      if (allowed.length > 0) {
-        res.setHeader('allow', [...new Set(allowed)].join(', '));
-        return sendJson(res, 405, undefined);
       }
       return sendJson(res, 404, undefined);
     } catch (error) {
@@ -695,7 +687,14 @@ async function writeResponse(response: HttpResponse, res: http.ServerResponse): 
     for (;;) {
       const { done, value } = await reader.read();
       if (done || clientGone) break;
-      if (!res.write(value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(value)) {
+        // Wait for drain or close, and drop the loser's listener (long streams to slow clients).
+        const settled = new AbortController();
+        await Promise.race([
+          once(res, 'drain', { signal: settled.signal }),
+          once(res, 'close', { signal: settled.signal }),
+        ]).finally(() => settled.abort());
+      }
     }
     if (!clientGone) res.end();
   } catch (error) {

@@ -1,4 +1,7 @@
-import { ConfigError, loadConfig, parseConfig } from '../../shared/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LOCAL_SETTING_NAMES } from '../../local/settings';
+import { APP_SETTING_NAMES, ConfigError, loadConfig, parseConfig } from '../../shared/config';
 
 const valid = {
   REDIS_URL: 'redis://127.0.0.1:6379',
@@ -131,5 +134,40 @@ describe('configuration', () => {
     ).rejects.toThrow(
       /COSMOS_KEY: cannot read secret 'cosmos-key' from https:\/\/kv-x\.vault\.azure\.net: Forbidden/,
     );
+  });
+
+  it('accepts a Key Vault reference for the gateway secret and checks the secret it resolves to', async () => {
+    const env = {
+      ...valid,
+      KEY_VAULT_URI: 'https://kv-x.vault.azure.net',
+      GATEWAY_SHARED_SECRET: 'keyvault:gw-key',
+    };
+    expect(
+      (await loadConfig(env, () => Promise.resolve('a-long-enough-gateway-secret'))).proxy.gatewaySecret,
+    ).toBe('a-long-enough-gateway-secret');
+    await expect(loadConfig(env, () => Promise.resolve('short'))).rejects.toThrow(
+      /GATEWAY_SHARED_SECRET: must be at least 16 characters/,
+    );
+  });
+
+  it('refuses an App Service Key Vault reference the platform could not resolve', () => {
+    expect(
+      problems({
+        ...valid,
+        COSMOS_KEY: '@Microsoft.KeyVault(SecretUri=https://kv-x.vault.azure.net/secrets/k/)',
+      }),
+    ).toEqual([expect.stringMatching(/^COSMOS_KEY: the App Service Key Vault reference was not resolved/)]);
+  });
+
+  it('local.settings.example.json lists every setting the app and the local runtime read', () => {
+    const example = JSON.parse(
+      readFileSync(join(__dirname, '..', '..', 'local.settings.example.json'), 'utf8'),
+    ) as {
+      Values: Record<string, string>;
+    };
+    const listed = Object.keys(example.Values).filter(
+      (name) => !['FUNCTIONS_WORKER_RUNTIME', 'AzureWebJobsStorage'].includes(name),
+    );
+    expect([...listed].sort()).toEqual([...APP_SETTING_NAMES, ...LOCAL_SETTING_NAMES].sort());
   });
 });

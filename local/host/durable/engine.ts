@@ -263,7 +263,7 @@ export class DurableEngine {
     if (generation !== instance.generation || TERMINAL.has(instance.status)) return;
 
     instance.history.push(historyEvent(EventType.OrchestratorCompleted));
-    instance.customStatus = state.customStatus ?? instance.customStatus;
+    instance.customStatus = state.customStatus ?? null; // setCustomStatus(null) clears it
     instance.lastUpdatedTime = new Date();
 
     const leaves = uniqueLeafActions((state.actions ?? []).flat());
@@ -401,7 +401,8 @@ export class DurableEngine {
     }
     const childId = subInstanceId ?? `${instance.instanceId}:${taskId}`;
     try {
-      this.startNew(functionName, { instanceId: childId, input: decodeInput(input) });
+      // Unlike activity inputs, sub-orchestration inputs are not JSON-encoded by the library.
+      this.startNew(functionName, { instanceId: childId, input: cloneInput(input) });
       const child = this.#instances.get(childId) as Instance;
       child.parent = { instanceId: instance.instanceId, taskId, generation };
     } catch (error) {
@@ -504,6 +505,10 @@ export class DurableEngine {
     this.#inFlight.add(promise);
     void promise.finally(() => this.#inFlight.delete(promise));
   }
+}
+
+function cloneInput(input: unknown): unknown {
+  return input === undefined ? undefined : (JSON.parse(JSON.stringify(input)) as unknown);
 }
 
 /** String inputs travel JSON-encoded in actions (the library's Utils.processInput); others as they are. */

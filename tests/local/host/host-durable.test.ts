@@ -118,6 +118,11 @@ describe('durable orchestrations', () => {
     expect(final).toMatchObject({ runtimeStatus: 'Completed', output: { generation: 2, first: 'first' } });
   });
 
+  it('passes a string input to a sub-orchestration as a string', async () => {
+    host.durable.startNew('typedParent', { instanceId: 'typed-1' });
+    expect((await host.durable.waitForCompletion('typed-1', 5000)).output).toBe('string');
+  });
+
   it('shows the history of an instance on request', () => {
     const status = host.durable.getStatus('retry-1', { showHistory: true });
     const types = (status?.history ?? []).map((e) => (e as { EventType: string }).EventType);
