@@ -10,6 +10,8 @@ export interface PcmFormat {
 }
 
 export interface WavInfo extends PcmFormat {
+  /** Where the samples start: a `data` chunk need not be the last one, nor follow a 44-byte header. */
+  dataOffset: number;
   dataBytes: number;
   durationSeconds: number;
 }
@@ -41,7 +43,7 @@ export function readWav(buffer: Buffer): WavInfo | undefined {
       const dataBytes = size === 0 || size > available ? available : size;
       const bytesPerSecond = format.sampleRate * format.channels * (format.bitsPerSample / 8);
       if (bytesPerSecond <= 0) return undefined;
-      return { ...format, dataBytes, durationSeconds: dataBytes / bytesPerSecond };
+      return { ...format, dataOffset: body, dataBytes, durationSeconds: dataBytes / bytesPerSecond };
     }
     offset = body + size + (size % 2);
   }

@@ -161,7 +161,7 @@ export async function recognizeShortAudio(
     seconds = wav.durationSeconds;
     checkDuration(seconds, context.limits);
     answer = await recognizeWithSdk(
-      audio.subarray(audio.length - wav.dataBytes),
+      audio.subarray(wav.dataOffset, wav.dataOffset + wav.dataBytes),
       wav,
       language,
       format,

@@ -35,35 +35,6 @@ export function wavHeader(format: PcmFormat, dataBytes: number, formatTag: numbe
   return header;
 }
 
-/** The format of a RIFF/WAVE header and where its samples start; undefined if not WAV. */
-export function parseWavHeader(buffer: Buffer): { format: PcmFormat; dataOffset: number } | undefined {
-  if (
-    buffer.length < 12 ||
-    buffer.toString('ascii', 0, 4) !== 'RIFF' ||
-    buffer.toString('ascii', 8, 12) !== 'WAVE'
-  ) {
-    return undefined;
-  }
-  let format: PcmFormat | undefined;
-  for (let offset = 12; offset + 8 <= buffer.length;) {
-    const id = buffer.toString('ascii', offset, offset + 4);
-    const size = buffer.readUInt32LE(offset + 4);
-    if (id === 'fmt ' && offset + 24 <= buffer.length) {
-      format = {
-        channels: buffer.readUInt16LE(offset + 10),
-        sampleRate: buffer.readUInt32LE(offset + 12),
-        bitsPerSample: buffer.readUInt16LE(offset + 22),
-      };
-    } else if (id === 'data') {
-      return format && format.sampleRate > 0 && format.channels > 0
-        ? { format, dataOffset: offset + 8 }
-        : undefined;
-    }
-    offset += 8 + size + (size % 2);
-  }
-  return undefined;
-}
-
 /** A quiet 440 Hz tone, 16-bit PCM (not silence, so it is recognisably audio when played). */
 export function pcmTone(format: PcmFormat, seconds: number): Buffer {
   const samples = Math.round(format.sampleRate * seconds);

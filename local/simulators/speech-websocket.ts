@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import type { PcmFormat } from '../../shared/audio';
-import { contentTypeOf, parseWavHeader, synthesizeAudio } from './audio';
+import { readWav } from '../../shared/audio';
+import { contentTypeOf, synthesizeAudio } from './audio';
 import type { SegmentEvent, SegmenterOptions } from './speech-vad';
 import { SpeechSegmenter, TICKS_PER_SECOND } from './speech-vad';
 import type { SsmlDocument } from './ssml';
@@ -306,8 +307,8 @@ export function serveRecognition(
     }
     let pcm = message.body;
     if (!turn.segmenter) {
-      const wav = parseWavHeader(pcm);
-      const format = wav?.format ?? DEFAULT_FORMAT;
+      const wav = readWav(pcm);
+      const format: PcmFormat = wav ?? DEFAULT_FORMAT;
       if (wav) pcm = pcm.subarray(wav.dataOffset);
       turn.segmenter = new SpeechSegmenter(format, turn.context.segmenter);
       turn.bytesPerSecond = format.sampleRate * format.channels * Math.max(1, format.bitsPerSample / 8);

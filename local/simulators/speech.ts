@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { oggOpusDurationSeconds, readWav } from '../../shared/audio';
-import { contentTypeOf, parseWavHeader, SUPPORTED_OUTPUT_FORMATS, synthesizeAudio } from './audio';
+import { contentTypeOf, SUPPORTED_OUTPUT_FORMATS, synthesizeAudio } from './audio';
 import type { FaultPlan, FaultSetting } from './faults';
 import { FAULT_HEADER, parseFault } from './faults';
 import { closeServer, listen, pause, readBody, sendJson, writeFrames } from './http';
@@ -347,8 +347,7 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
     let phrase: { offset: number; duration: number } | undefined;
     if (/^audio\/(x-)?wav\b/.test(contentType)) {
       const wav = readWav(body);
-      const header = parseWavHeader(body);
-      if (!wav || !header) {
+      if (!wav) {
         throw new SpeechError(
           400,
           'BadRequest',
@@ -356,8 +355,8 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
         );
       }
       seconds = wav.durationSeconds;
-      const segmenter = new SpeechSegmenter(header.format);
-      const data = body.subarray(header.dataOffset, header.dataOffset + wav.dataBytes);
+      const segmenter = new SpeechSegmenter(wav);
+      const data = body.subarray(wav.dataOffset, wav.dataOffset + wav.dataBytes);
       const events = [...segmenter.push(data), ...segmenter.end()];
       const first = events.find((event) => event.type === 'phrase');
       // The short-audio API answers with the first phrase only.

@@ -229,3 +229,22 @@ describe('billable characters', () => {
     expect(billableCharacters('한국어')).toBe(6);
   });
 });
+
+describe('WAV layout', () => {
+  it('finds the samples by the data chunk, not by counting back from the end', async () => {
+    // A WAV with a LIST chunk after `data` (some recorders write one): the samples are still 1.5 s.
+    const samples = pcmTone(pcm16k, 1.5);
+    const list = Buffer.concat([Buffer.from('LIST'), Buffer.from([4, 0, 0, 0]), Buffer.from('INFO')]);
+    const header = wavHeader(pcm16k, samples.length);
+    header.writeUInt32LE(36 + samples.length + list.length, 4);
+    const id = randomUUID();
+    const res = await fetch(`${stack.host.url}${sttPath}`, {
+      method: 'POST',
+      headers: headers(id, 'audio/wav'),
+      body: Uint8Array.from(Buffer.concat([header, samples, list])),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ DisplayText: expect.stringContaining('1.50 seconds') });
+    expect((await event(id)).audioSeconds).toBe(1.5);
+  });
+});

@@ -1,7 +1,6 @@
 import {
   mp3FrameSeconds,
   oggOpusSilence,
-  parseWavHeader,
   pcmTone,
   synthesizeAudio,
   wavHeader,
@@ -156,12 +155,16 @@ describe('synthesized audio', () => {
       expect(audio[44 + 100]).toBe(name.endsWith('mulaw') ? 0xff : 0xd5);
       expect(new Set(audio.subarray(44 + 4000 + 100, 44 + 4000 + 200)).size).toBeGreaterThan(3);
     }
-    const header = parseWavHeader(wavHeader({ sampleRate: 24_000, channels: 2, bitsPerSample: 16 }, 0));
+    const header = readWav(wavHeader({ sampleRate: 24_000, channels: 2, bitsPerSample: 16 }, 0));
     expect(header).toEqual({
-      format: { sampleRate: 24_000, channels: 2, bitsPerSample: 16 },
+      sampleRate: 24_000,
+      channels: 2,
+      bitsPerSample: 16,
       dataOffset: 44,
+      dataBytes: 0,
+      durationSeconds: 0,
     });
-    expect(parseWavHeader(Buffer.from('not a wav file at all'))).toBeUndefined();
+    expect(readWav(Buffer.from('not a wav file at all'))).toBeUndefined();
   });
 });
 
