@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalStack } from '../local/stack';
+import { ATTRIBUTION_HEADERS } from '../shared/attribution';
 import { startLocalStack } from '../local/stack';
 
 /**
@@ -30,4 +31,36 @@ export function startTestStack(options: { persist?: boolean } = {}): Promise<Loc
     timers: 'manual',
     readSettingsFile: false,
   });
+}
+
+export interface Caller {
+  subscription: string;
+  app?: string;
+  department?: string;
+  user?: string;
+}
+
+/**
+ * The headers APIM adds to every request it forwards: the function key, the gateway secret and
+ * the caller's attribution. An override set to undefined leaves that header out.
+ */
+export function gatewayHeaders(
+  stack: LocalStack,
+  requestId: string,
+  caller: Caller,
+  overrides: Record<string, string | undefined> = {},
+): Record<string, string> {
+  const all: Record<string, string | undefined> = {
+    'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
+    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET,
+    [ATTRIBUTION_HEADERS.subscription]: caller.subscription,
+    [ATTRIBUTION_HEADERS.app]: caller.app,
+    [ATTRIBUTION_HEADERS.department]: caller.department,
+    [ATTRIBUTION_HEADERS.user]: caller.user,
+    [ATTRIBUTION_HEADERS.requestId]: requestId,
+    ...overrides,
+  };
+  return Object.fromEntries(
+    Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
 }

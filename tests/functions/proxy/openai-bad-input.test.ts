@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { LocalStack } from '../../../local/stack';
 import { ATTRIBUTION_HEADERS } from '../../../shared/attribution';
 import { windowId, windowStart } from '../../../shared/usage';
-import { startTestStack } from '../../stack';
+import { gatewayHeaders, startTestStack } from '../../stack';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -20,18 +20,10 @@ afterAll(async () => {
 const chatPath = '/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21';
 const messages = [{ role: 'user', content: 'hello' }];
 
+const operations = { subscription: 'sub-ops-02', app: 'runbook-bot', department: 'operations' };
+
 function headers(id: string, extra: Record<string, string | undefined> = {}): Record<string, string> {
-  const all: Record<string, string | undefined> = {
-    'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-    'content-type': 'application/json',
-    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET,
-    [ATTRIBUTION_HEADERS.subscription]: 'sub-ops-02',
-    [ATTRIBUTION_HEADERS.app]: 'runbook-bot',
-    [ATTRIBUTION_HEADERS.department]: 'operations',
-    [ATTRIBUTION_HEADERS.requestId]: id,
-    ...extra,
-  };
-  return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined));
+  return gatewayHeaders(stack, id, operations, { 'content-type': 'application/json', ...extra });
 }
 
 async function call(path: string, init: { headers: Record<string, string>; body: string }) {

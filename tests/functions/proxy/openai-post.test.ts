@@ -3,10 +3,9 @@ import { Redis } from 'ioredis';
 import { AzureOpenAI, OpenAI } from 'openai';
 import type { OpenAiSimulator } from '../../../local/simulators/openai';
 import type { LocalStack } from '../../../local/stack';
-import { ATTRIBUTION_HEADERS } from '../../../shared/attribution';
 import type { UsageEvent } from '../../../shared/usage';
 import { usageEventSchema, windowId, windowStart } from '../../../shared/usage';
-import { startTestStack } from '../../stack';
+import { gatewayHeaders, startTestStack } from '../../stack';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -26,17 +25,15 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-/** What APIM adds to every request it forwards. */
-function gatewayHeaders(requestId: string, department = 'finance'): Record<string, string> {
-  return {
-    'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET as string,
-    [ATTRIBUTION_HEADERS.subscription]: 'sub-finance-01',
-    [ATTRIBUTION_HEADERS.app]: 'ledger-bot',
-    [ATTRIBUTION_HEADERS.department]: department,
-    [ATTRIBUTION_HEADERS.user]: 'ada@contoso.com',
-    [ATTRIBUTION_HEADERS.requestId]: requestId,
-  };
+const finance = {
+  subscription: 'sub-finance-01',
+  app: 'ledger-bot',
+  department: 'finance',
+  user: 'ada@contoso.com',
+};
+
+function apimHeaders(requestId: string): Record<string, string> {
+  return gatewayHeaders(stack, requestId, finance);
 }
 
 function client(requestId: string): AzureOpenAI {
@@ -44,7 +41,7 @@ function client(requestId: string): AzureOpenAI {
     endpoint: `${stack.host.url}/api`,
     apiKey: 'apps-never-see-the-upstream-key',
     apiVersion: '2024-10-21',
-    defaultHeaders: gatewayHeaders(requestId),
+    defaultHeaders: apimHeaders(requestId),
     maxRetries: 0,
   });
 }
@@ -171,7 +168,7 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
     const v1 = new OpenAI({
       baseURL: `${stack.host.url}/api/openai/v1`,
       apiKey: 'unused',
-      defaultHeaders: gatewayHeaders(id),
+      defaultHeaders: apimHeaders(id),
       maxRetries: 0,
     });
     const completion = await v1.chat.completions.create({ model: 'gpt-4o', messages });
@@ -183,7 +180,7 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
       new OpenAI({
         baseURL: `${stack.host.url}/api/openai/v1`,
         apiKey: 'unused',
-        defaultHeaders: gatewayHeaders(id),
+        defaultHeaders: apimHeaders(id),
         maxRetries: 0,
       });
     const id = randomUUID();
@@ -233,7 +230,7 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
       endpoint: `${stack.host.url}/api`,
       apiKey: 'unused',
       apiVersion: '2025-03-01-preview',
-      defaultHeaders: gatewayHeaders(id),
+      defaultHeaders: apimHeaders(id),
       maxRetries: 0,
     });
     const response = await azure.responses.create({
@@ -284,7 +281,7 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
         `${stack.host.url}/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`,
         {
           method: 'POST',
-          headers: { ...gatewayHeaders(id), 'content-type': 'application/json' },
+          headers: { ...apimHeaders(id), 'content-type': 'application/json' },
           body: JSON.stringify({ messages, stream: true }),
         },
       );
@@ -310,7 +307,7 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
       `${stack.host.url}/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`,
       {
         method: 'POST',
-        headers: { ...gatewayHeaders(id), 'content-type': 'application/json' },
+        headers: { ...apimHeaders(id), 'content-type': 'application/json' },
         body: JSON.stringify({ messages }),
       },
     ).finally(() => simulator().setFault(undefined));

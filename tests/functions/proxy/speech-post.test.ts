@@ -3,11 +3,10 @@ import { Redis } from 'ioredis';
 import { pcmTone, wavHeader } from '../../../local/simulators/audio';
 import type { LocalStack } from '../../../local/stack';
 import { readWav } from '../../../shared/audio';
-import { ATTRIBUTION_HEADERS } from '../../../shared/attribution';
 import { billableCharacters, spokenText } from '../../../shared/speech-billing';
 import type { UsageEvent } from '../../../shared/usage';
 import { windowId, windowStart } from '../../../shared/usage';
-import { startTestStack } from '../../stack';
+import { gatewayHeaders, startTestStack } from '../../stack';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -27,15 +26,8 @@ function headers(
   contentType: string,
   extra: Record<string, string> = {},
 ): Record<string, string> {
-  return {
-    'content-type': contentType,
-    'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET as string,
-    [ATTRIBUTION_HEADERS.subscription]: 'sub-support',
-    [ATTRIBUTION_HEADERS.department]: 'customer-support',
-    [ATTRIBUTION_HEADERS.requestId]: id,
-    ...extra,
-  };
+  const support = { subscription: 'sub-support', department: 'customer-support' };
+  return gatewayHeaders(stack, id, support, { 'content-type': contentType, ...extra });
 }
 
 const pcm16k = { sampleRate: 16_000, channels: 1, bitsPerSample: 16 };

@@ -3,11 +3,10 @@ import { rmSync } from 'node:fs';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { Redis } from 'ioredis';
 import type { LocalStack } from '../../../local/stack';
-import { ATTRIBUTION_HEADERS } from '../../../shared/attribution';
 import { usageKeys } from '../../../shared/usage-recorder';
 import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from '../../../shared/usage-spool';
 import { windowEnd, windowStart } from '../../../shared/usage';
-import { startTestStack } from '../../stack';
+import { gatewayHeaders, startTestStack } from '../../stack';
 
 /**
  * Redis goes down in the middle of concurrent traffic and comes back: every served request's usage
@@ -30,11 +29,7 @@ function request(id: string, stream: boolean): Promise<Response> {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-        [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET as string,
-        [ATTRIBUTION_HEADERS.subscription]: 'sub-research',
-        [ATTRIBUTION_HEADERS.department]: 'research',
-        [ATTRIBUTION_HEADERS.requestId]: id,
+        ...gatewayHeaders(stack, id, { subscription: 'sub-research', department: 'research' }),
       },
       body: JSON.stringify({ messages: [{ role: 'user', content: `question ${id}` }], stream }),
     },
