@@ -37,6 +37,31 @@ export function transcriptFor(seconds: number): string {
   return `Simulated transcript of ${seconds.toFixed(2)} seconds of audio.`;
 }
 
+/** A recognized phrase as the service reports it: simple, or detailed with an N-best list. */
+export function recognitionResult(
+  offset: number,
+  duration: number,
+  detailed: boolean,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const text = transcriptFor(duration / TICKS_PER_SECOND);
+  const base = { RecognitionStatus: 'Success', Offset: offset, Duration: duration, ...extra };
+  if (!detailed) return { ...base, DisplayText: text };
+  const normalized = text.toLowerCase().replace(/[^\w\s.]/g, '');
+  return {
+    ...base,
+    NBest: [
+      {
+        Confidence: 0.97,
+        Lexical: text.toLowerCase().replace(/[^\w\s]/g, ''),
+        ITN: normalized,
+        MaskedITN: normalized,
+        Display: text,
+      },
+    ],
+  };
+}
+
 export type RecognitionMode = 'Interactive' | 'Conversation' | 'Dictation';
 
 export interface SessionOptions {
@@ -185,24 +210,9 @@ export function serveRecognition(
   const turns = new Map<string, Turn>();
   let dropping = false;
 
-  const phraseBody = (offset: number, duration: number): Record<string, unknown> => {
-    const text = transcriptFor(duration / TICKS_PER_SECOND);
-    const simple = { RecognitionStatus: 'Success', Offset: offset, Duration: duration, Channel: 0 };
-    if (!init.detailed) return { ...simple, DisplayText: text };
-    return {
-      ...simple,
-      DisplayText: text,
-      NBest: [
-        {
-          Confidence: 0.97,
-          Lexical: text.toLowerCase().replace(/[^\w\s]/g, ''),
-          ITN: text.toLowerCase().replace(/[^\w\s.]/g, ''),
-          MaskedITN: text.toLowerCase().replace(/[^\w\s.]/g, ''),
-          Display: text,
-        },
-      ],
-    };
-  };
+  // The SDK's messages carry the audio channel as well.
+  const phraseBody = (offset: number, duration: number): Record<string, unknown> =>
+    recognitionResult(offset, duration, init.detailed, { Channel: 0 });
 
   const endTurn = (turn: Turn, offset: number): void => {
     sendText(ws, 'speech.endDetected', turn.id, { Offset: offset });

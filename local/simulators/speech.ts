@@ -8,7 +8,7 @@ import type { FaultPlan, FaultSetting } from './faults';
 import { FAULT_HEADER, parseFault } from './faults';
 import { closeServer, listen, pause, readBody, sendJson, writeFrames } from './http';
 import type { RecognitionMode } from './speech-websocket';
-import { modeFromPath, serveRecognition, serveSynthesis, transcriptFor } from './speech-websocket';
+import { modeFromPath, recognitionResult, serveRecognition, serveSynthesis } from './speech-websocket';
 import { SpeechSegmenter, TICKS_PER_SECOND } from './speech-vad';
 import { parseSsml, SsmlError } from './ssml';
 
@@ -434,26 +434,6 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
 /** Sums to the microsecond, so that totals of many small chunks compare exactly. */
 function addSeconds(total: number, seconds: number): number {
   return Math.round((total + seconds) * 1e6) / 1e6;
-}
-
-function recognitionResult(offset: number, duration: number, detailed: boolean): Record<string, unknown> {
-  const text = transcriptFor(duration / TICKS_PER_SECOND);
-  if (!detailed)
-    return { RecognitionStatus: 'Success', DisplayText: text, Offset: offset, Duration: duration };
-  return {
-    RecognitionStatus: 'Success',
-    Offset: offset,
-    Duration: duration,
-    NBest: [
-      {
-        Confidence: 0.97,
-        Lexical: text.toLowerCase().replace(/[^\w\s]/g, ''),
-        ITN: text.toLowerCase().replace(/[^\w\s.]/g, ''),
-        MaskedITN: text.toLowerCase().replace(/[^\w\s.]/g, ''),
-        Display: text,
-      },
-    ],
-  };
 }
 
 /** A short-lived access token in the shape the service issues (a JWT); any bearer token is accepted. */
