@@ -211,7 +211,7 @@ export async function proxyOpenAi(
                     ? [{ content: body.input }]
                     : ((body.input ?? []) as Array<{ content?: unknown }>)),
               ),
-              completionTokens: countTextTokens(text),
+              completionTokens: countTextTokens(text()),
             };
         await deps.record(event(figures, model, !exact));
       },
@@ -222,14 +222,31 @@ export async function proxyOpenAi(
 interface StreamOutcome {
   usage: unknown;
   model: string;
-  text: string;
+  /** The streamed text, only worked out when the upstream sent no usage (to estimate it). */
+  text: () => string;
 }
 
+interface StreamChunk {
+  type?: unknown;
+  model?: unknown;
+  usage?: unknown;
+  delta?: unknown;
+  response?: { model?: unknown; usage?: unknown };
+  choices?: Array<{ delta?: { content?: unknown } }>;
+}
+
+/** A usage object (not `usage: null`): only the final chunk of a stream carries one. */
+const USAGE_OBJECT = /"usage"\s*:\s*\{/;
+/** `"usage":null` with the comma that joins it to its neighbours; quotes inside JSON strings are escaped, so a match is always a key. */
+const USAGE_NULL = /\s*,\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,?/;
+
 /**
- * Passes SSE events through one by one as they arrive. Watches them for the model, the text and
- * the final usage chunk; hides that chunk (and the `usage: null` fields that came with it) from a
- * caller that did not ask for usage. `finish` runs exactly once: at the end, on a broken upstream,
- * or when the caller goes away (the upstream call is then cancelled).
+ * Passes SSE through as it arrives. Watches the events for the model and the final usage, parsing
+ * only the few that carry them (the first event and the usage chunk), not every token's event.
+ * When the caller did not ask for usage, hides the usage-only chunk and the `usage: null` fields
+ * that came with the other chunks; otherwise the upstream's bytes go out untouched. `finish` runs
+ * exactly once: at the end, on a broken upstream, or when the caller goes away (the upstream call
+ * is then cancelled).
  */
 function relayStream(
   upstream: Dispatcher.ResponseData['body'],
@@ -241,59 +258,41 @@ function relayStream(
   // undici's bodyTimeout fails the read when the upstream goes quiet for too long.
   const chunks = upstream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const decoder = new TextDecoder();
-  const encoder = new TextEncoder();
-  const outcome: StreamOutcome = { usage: undefined, model: '', text: '' };
-  const ready: Uint8Array[] = [];
+  const events: string[] = [];
+  const outcome: StreamOutcome = { usage: undefined, model: '', text: () => streamedText(events) };
+  let rewritten = '';
   let finished: Promise<void> | undefined;
   const finish = (): Promise<void> => (finished ??= options.finish(outcome));
 
   const parser = createParser({
     onEvent(sse) {
+      const data = sse.data;
+      if (data === '[DONE]') {
+        if (options.hideUsage) rewritten += 'data: [DONE]\n\n';
+        return;
+      }
+      events.push(data);
+      let chunk: StreamChunk | undefined;
+      if (!outcome.model || USAGE_OBJECT.test(data)) {
+        chunk = parseChunk(data);
+        if (chunk) observe(chunk, outcome);
+      }
+      if (!options.hideUsage) return;
       const prefix = sse.event ? `event: ${sse.event}\n` : '';
-      if (sse.data === '[DONE]') {
-        ready.push(encoder.encode('data: [DONE]\n\n'));
-        return;
-      }
-      let chunk: {
-        type?: unknown;
-        model?: unknown;
-        usage?: unknown;
-        delta?: unknown;
-        response?: { model?: unknown; usage?: unknown };
-        choices?: Array<{ delta?: { content?: unknown } }>;
-      };
-      try {
-        chunk = JSON.parse(sse.data) as typeof chunk;
-      } catch {
-        ready.push(encoder.encode(`${prefix}data: ${sse.data}\n\n`));
-        return;
-      }
-      // Responses API events: text deltas, and the final response with its usage.
-      if (chunk.type === 'response.output_text.delta' && typeof chunk.delta === 'string')
-        outcome.text += chunk.delta;
-      if (chunk.type === 'response.completed' && chunk.response) {
-        outcome.usage = chunk.response.usage;
-        if (typeof chunk.response.model === 'string') outcome.model = chunk.response.model;
-      }
-      if (typeof chunk.model === 'string' && chunk.model) outcome.model = chunk.model;
-      if (chunk.usage) outcome.usage = chunk.usage;
-      for (const choice of chunk.choices ?? []) {
-        if (typeof choice.delta?.content === 'string') outcome.text += choice.delta.content;
-      }
-      if (options.hideUsage && 'usage' in chunk) {
+      if (chunk && 'usage' in chunk) {
         if (chunk.usage && (chunk.choices ?? []).length === 0) return; // the usage-only chunk
         delete chunk.usage;
-        ready.push(encoder.encode(`data: ${JSON.stringify(chunk)}\n\n`));
+        rewritten += `${prefix}data: ${JSON.stringify(chunk)}\n\n`;
         return;
       }
-      ready.push(encoder.encode(`${prefix}data: ${sse.data}\n\n`));
+      rewritten += `${prefix}data: ${data.replace(USAGE_NULL, '')}\n\n`;
     },
   });
 
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        while (ready.length === 0) {
+        for (;;) {
           const next: IteratorResult<Buffer> = await chunks.next();
           if (next.done) {
             await finish();
@@ -301,10 +300,17 @@ function relayStream(
             return;
           }
           parser.feed(decoder.decode(next.value, { stream: true }));
+          if (!options.hideUsage) {
+            controller.enqueue(next.value); // the upstream's own bytes
+            return;
+          }
+          if (rewritten) {
+            // Everything one upstream read produced goes out in one write.
+            controller.enqueue(Buffer.from(rewritten, 'utf8'));
+            rewritten = '';
+            return;
+          }
         }
-        // Everything one upstream read produced goes out in one write: same bytes, fewer syscalls.
-        controller.enqueue(ready.length === 1 ? (ready[0] as Uint8Array) : Buffer.concat(ready));
-        ready.length = 0;
       } catch (error) {
         await finish();
         controller.error(error);
@@ -316,6 +322,39 @@ function relayStream(
       await finish();
     },
   });
+}
+
+function parseChunk(data: string): StreamChunk | undefined {
+  try {
+    const value = JSON.parse(data) as unknown;
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function observe(chunk: StreamChunk, outcome: StreamOutcome): void {
+  // The Responses API's final event carries the response, with its model and usage.
+  if (chunk.type === 'response.completed' && chunk.response) {
+    outcome.usage = chunk.response.usage;
+    if (typeof chunk.response.model === 'string') outcome.model = chunk.response.model;
+  }
+  if (typeof chunk.model === 'string' && chunk.model) outcome.model = chunk.model;
+  if (chunk.usage) outcome.usage = chunk.usage;
+}
+
+/** The text of a stream's events (chat deltas or Responses API text deltas). */
+function streamedText(events: readonly string[]): string {
+  let text = '';
+  for (const data of events) {
+    const chunk = parseChunk(data);
+    if (!chunk) continue;
+    if (chunk.type === 'response.output_text.delta' && typeof chunk.delta === 'string') text += chunk.delta;
+    for (const choice of chunk.choices ?? []) {
+      if (typeof choice.delta?.content === 'string') text += choice.delta.content;
+    }
+  }
+  return text;
 }
 
 function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
