@@ -1,0 +1,200 @@
+import { z } from 'zod';
+import type { UsageApi } from '../usage';
+
+/**
+ * The chargeback's contracts, in one place: meters, aggregated usage rows (Cosmos DB), prices,
+ * the allocation configuration and the report lines. Money is always an exact decimal string
+ * (decimal.js); rounding to cents happens only when report lines are produced.
+ */
+
+export const CURRENCY = 'USD';
+
+/** What is billed. Reasoning tokens are part of output tokens and billed as output. */
+export const METERS = [
+  'input-tokens',
+  'cached-input-tokens',
+  'output-tokens',
+  'audio-seconds',
+  'tts-characters',
+] as const;
+export type Meter = (typeof METERS)[number];
+
+/** The unit a price is quoted in, and how many consumed units make one. */
+export const PRICING_UNITS = {
+  'input-tokens': { unit: '1M Tokens', size: 1_000_000, consumedUnit: 'Tokens' },
+  'cached-input-tokens': { unit: '1M Tokens', size: 1_000_000, consumedUnit: 'Tokens' },
+  'output-tokens': { unit: '1M Tokens', size: 1_000_000, consumedUnit: 'Tokens' },
+  'audio-seconds': { unit: 'Hours', size: 3_600, consumedUnit: 'Seconds' },
+  'tts-characters': { unit: '1M Characters', size: 1_000_000, consumedUnit: 'Characters' },
+} as const satisfies Record<Meter, { unit: string; size: number; consumedUnit: string }>;
+
+const nonNegativeDecimal = z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal, e.g. "2.50"');
+
+/**
+ * One price: per model (matched as a prefix of the model the upstream reports, longest first:
+ * `gpt-4o-mini` prices `gpt-4o-mini-2024-07-18`) and meter, effective from an instant. A price
+ * never changes in place: a new price is a new entry with a later `effectiveFrom`.
+ */
+export const priceEntrySchema = z.object({
+  id: z.string().min(1),
+  model: z.string().min(1),
+  meter: z.enum(METERS),
+  /** Price of one pricing unit (see PRICING_UNITS), in CURRENCY. */
+  unitPrice: nonNegativeDecimal,
+  currency: z.literal(CURRENCY),
+  effectiveFrom: z.iso.datetime(),
+  /** Where the figure comes from (a price page and the date it was read, or the admin who set it). */
+  source: z.string().min(1),
+});
+export type PriceEntry = z.infer<typeof priceEntrySchema>;
+
+/**
+ * One aggregated usage row in Cosmos DB: a window's batch × department × app × deployment ×
+ * model × meter. Ids are deterministic (see aggregateId), so reprocessing a batch overwrites
+ * the same documents with the same content. Cost is frozen when the row is written, with the
+ * price effective at the window's start: a later price change never rewrites it.
+ */
+export interface UsageAggregate {
+  id: string;
+  /** Partition key: `<month>|<department>` (see README: finance reads a month, per department). */
+  pk: string;
+  type: 'usage';
+  /** YYYY-MM and YYYY-MM-DD of the window's start (UTC). */
+  month: string;
+  day: string;
+  windowId: string;
+  windowStart: string;
+  windowEnd: string;
+  /** The claimed batch of the window's raw events this row was computed from. */
+  batch: string;
+  department: string;
+  subscriptionId: string;
+  appId: string;
+  deployment: string;
+  model: string;
+  api: UsageApi;
+  meter: Meter;
+  /** Consumed quantity in the meter's consumed unit (exact decimal: audio seconds are fractional). */
+  quantity: string;
+  requests: number;
+  /** Requests whose figures were estimated (interrupted streams). */
+  estimatedRequests: number;
+  /** The price entry applied, or null when no price matched (cost is then 0 and the row is flagged). */
+  priceId: string | null;
+  unitPrice: string;
+  pricingUnit: string;
+  /** quantity / unit size, exact. */
+  pricingQuantity: string;
+  /** pricingQuantity × unitPrice, exact and unrounded. */
+  cost: string;
+  currency: typeof CURRENCY;
+}
+
+/** How a shared cost is split between departments. */
+export const allocationRuleSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('proportional-cost') }),
+  z.object({ kind: z.literal('proportional-tokens') }),
+  z.object({ kind: z.literal('even') }),
+  z.object({
+    kind: z.literal('fixed'),
+    /** Department → percentage; they must add up to exactly 100. */
+    percentages: z.record(z.string().min(1), nonNegativeDecimal),
+  }),
+]);
+export type AllocationRule = z.infer<typeof allocationRuleSchema>;
+
+export const chargebackConfigSchema = z.object({
+  currency: z.literal(CURRENCY).default(CURRENCY),
+  departments: z
+    .array(
+      z.object({
+        id: z.string().min(1),
+        name: z.string().min(1),
+        costCenter: z.string().min(1).optional(),
+      }),
+    )
+    .min(1),
+  /** App → department: overrides the department APIM named (e.g. for shared subscriptions). */
+  apps: z.array(z.object({ appId: z.string().min(1), department: z.string().min(1) })).default([]),
+  /** Fixed monthly platform costs (APIM, Redis, PTUs...), accrued per day of the month. */
+  sharedCosts: z
+    .array(
+      z.object({
+        id: z.string().regex(/^[a-z0-9-]+$/),
+        name: z.string().min(1),
+        monthlyAmount: nonNegativeDecimal,
+        rule: allocationRuleSchema,
+      }),
+    )
+    .default([]),
+  /** Optional markup on each department's direct and shared cost, in percent. */
+  markupPercent: nonNegativeDecimal.default('0'),
+});
+export type ChargebackConfig = z.infer<typeof chargebackConfigSchema>;
+
+export type ReportPeriodKind = 'month' | 'day';
+
+export interface ReportPeriod {
+  kind: ReportPeriodKind;
+  /** YYYY-MM or YYYY-MM-DD. */
+  id: string;
+  /** Inclusive start and exclusive end of the period (ISO, UTC). */
+  start: string;
+  end: string;
+}
+
+export type ReportLineCategory = 'usage' | 'shared' | 'markup';
+
+/** One line of a report: what a CSV row, a JSON row and the summary are made of. */
+export interface ReportLine {
+  category: ReportLineCategory;
+  department: string;
+  /** Usage lines only: */
+  appId?: string;
+  subscriptionId?: string;
+  deployment?: string;
+  model?: string;
+  meter?: Meter;
+  quantity?: string;
+  consumedUnit?: string;
+  pricingQuantity?: string;
+  pricingUnit?: string;
+  unitPrice?: string;
+  requests?: number;
+  estimatedRequests?: number;
+  unpriced?: boolean;
+  /** Shared lines: the shared cost and rule; markup lines: the percentage. */
+  sharedCostId?: string;
+  description: string;
+  /** Exact amount before rounding. */
+  exactCost: string;
+  /** Rounded to cents; the cents of all lines add up exactly to the report total (largest remainder). */
+  cost: string;
+  /** Start of the day the line's usage was consumed (day-level granularity in month reports). */
+  chargePeriodStart: string;
+  chargePeriodEnd: string;
+}
+
+export interface DepartmentTotal {
+  department: string;
+  name: string;
+  costCenter?: string;
+  usage: string;
+  shared: string;
+  markup: string;
+  total: string;
+}
+
+/** Everything a report is rendered from; a pure function of Cosmos contents and config. */
+export interface ChargebackReport {
+  period: ReportPeriod;
+  currency: typeof CURRENCY;
+  /** End of the last window included (data-derived, so reruns render identical bytes). */
+  dataThrough: string;
+  lines: ReportLine[];
+  departments: DepartmentTotal[];
+  total: string;
+  /** Cost per model and per day, for the summary's charts. */
+  byModel: Array<{ model: string; cost: string }>;
+  byDay: Array<{ day: string; cost: string }>;
+}
