@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { DEFAULT_CHARGEBACK_CONFIG } from './chargeback/default-config';
+import type { ChargebackConfig } from './chargeback/model';
+import { chargebackConfigSchema } from './chargeback/model';
 
 /**
  * Every setting the app reads, in one place. Parsed once at start-up (an `appStart` hook), so a
@@ -119,6 +122,37 @@ const rawSchema = z.object({
 
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
   HEALTH_CHECK_TIMEOUT_MS: positiveInt(2000),
+
+  /** Departments, app mapping, shared costs and markup (JSON, see README); defaults to the shipped example. */
+  CHARGEBACK_CONFIG: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+    z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        if (value === undefined) return DEFAULT_CHARGEBACK_CONFIG;
+        let json: unknown;
+        try {
+          json = JSON.parse(value);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+          return z.NEVER;
+        }
+        const parsed = chargebackConfigSchema.safeParse(json);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) {
+            ctx.addIssue({
+              code: 'custom',
+              message: `${issue.path.join('.') || '(root)'}: ${issue.message}`,
+            });
+          }
+          return z.NEVER;
+        }
+        return parsed.data;
+      }),
+  ),
+  /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
+  CHARGEBACK_GRACE_SECONDS: positiveInt(120),
 });
 
 /** Rules that span settings; checked on the raw environment so they are reported with the rest. */
@@ -197,6 +231,7 @@ export interface AppConfig {
   };
   appInsightsConnectionString?: string;
   healthCheckTimeoutMs: number;
+  chargeback: { config: ChargebackConfig; graceMs: number };
   proxy: {
     gatewaySecret: string;
     maxRequestBytes: number;
@@ -285,6 +320,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
     },
     appInsightsConnectionString: appInsights,
     healthCheckTimeoutMs: raw.HEALTH_CHECK_TIMEOUT_MS,
+    chargeback: { config: raw.CHARGEBACK_CONFIG, graceMs: raw.CHARGEBACK_GRACE_SECONDS * 1000 },
     proxy: {
       gatewaySecret: checkedGatewaySecret(gatewaySecret ?? raw.GATEWAY_SHARED_SECRET),
       maxRequestBytes: raw.MAX_REQUEST_BYTES,

@@ -1,0 +1,302 @@
+import { stringify } from 'csv-stringify/sync';
+import type { ChargebackReport, ReportLine } from './model';
+
+/**
+ * The report files, rendered from a ChargebackReport: pure and deterministic (same report, same
+ * bytes). Columns follow the FinOps FOCUS 1.1 specification where FOCUS has the column; the
+ * others carry FOCUS's `x_` prefix for custom columns.
+ */
+
+type Row = Record<string, string>;
+
+export const REPORT_COLUMNS: ReadonlyArray<{
+  name: string;
+  description: string;
+  value: (
+    l: ReportLine,
+    r: ChargebackReport,
+    names: Map<string, { name: string; costCenter?: string }>,
+  ) => string;
+}> = [
+  {
+    name: 'BillingAccountId',
+    description: 'The chargeback platform (constant).',
+    value: () => 'ai-chargeback',
+  },
+  {
+    name: 'BillingPeriodStart',
+    description: 'Start of the report period (inclusive, UTC).',
+    value: (_l, r) => r.period.start,
+  },
+  {
+    name: 'BillingPeriodEnd',
+    description: 'End of the report period (exclusive, UTC).',
+    value: (_l, r) => r.period.end,
+  },
+  {
+    name: 'ChargePeriodStart',
+    description: 'Start of the day the usage was consumed; for shared costs the first accrued day.',
+    value: (l) => l.chargePeriodStart,
+  },
+  {
+    name: 'ChargePeriodEnd',
+    description: 'End of that day (exclusive); for shared costs the end of the last accrued day.',
+    value: (l) => l.chargePeriodEnd,
+  },
+  {
+    name: 'ChargeCategory',
+    description: 'Usage (metered AI usage), Purchase (allocated fixed platform cost), Adjustment (markup).',
+    value: (l) => (l.category === 'usage' ? 'Usage' : l.category === 'shared' ? 'Purchase' : 'Adjustment'),
+  },
+  { name: 'ChargeClass', description: 'Empty: no line corrects an earlier period.', value: () => '' },
+  {
+    name: 'ChargeFrequency',
+    description: 'Usage-Based for usage and markup, Recurring for fixed monthly costs.',
+    value: (l) => (l.category === 'shared' ? 'Recurring' : 'Usage-Based'),
+  },
+  { name: 'ChargeDescription', description: 'What the line is.', value: (l) => l.description },
+  {
+    name: 'BilledCost',
+    description:
+      'Amount charged to the department, rounded to cents; lines add up exactly to the report total.',
+    value: (l) => l.cost,
+  },
+  { name: 'EffectiveCost', description: 'Same as BilledCost (no amortisation).', value: (l) => l.cost },
+  {
+    name: 'ListCost',
+    description: 'Cost at list unit price (usage); the allocated amount otherwise.',
+    value: (l) => l.cost,
+  },
+  { name: 'BillingCurrency', description: 'ISO 4217 currency.', value: (_l, r) => r.currency },
+  {
+    name: 'ConsumedQuantity',
+    description: 'Quantity consumed, in ConsumedUnit (usage lines).',
+    value: (l) => l.quantity ?? '',
+  },
+  {
+    name: 'ConsumedUnit',
+    description: 'Tokens, Seconds (audio) or Characters.',
+    value: (l) => l.consumedUnit ?? '',
+  },
+  {
+    name: 'PricingQuantity',
+    description: 'ConsumedQuantity in pricing units.',
+    value: (l) => l.pricingQuantity ?? '',
+  },
+  {
+    name: 'PricingUnit',
+    description: '1M Tokens, Hours or 1M Characters.',
+    value: (l) => l.pricingUnit ?? '',
+  },
+  {
+    name: 'ListUnitPrice',
+    description: 'Price of one pricing unit, from the effective-dated price table.',
+    value: (l) => l.unitPrice ?? '',
+  },
+  {
+    name: 'ServiceName',
+    description: 'Azure OpenAI, Azure AI Speech, or the shared cost.',
+    value: (l) => serviceName(l),
+  },
+  {
+    name: 'ServiceCategory',
+    description: 'AI and Machine Learning.',
+    value: () => 'AI and Machine Learning',
+  },
+  { name: 'ProviderName', description: 'Microsoft.', value: () => 'Microsoft' },
+  { name: 'PublisherName', description: 'Microsoft.', value: () => 'Microsoft' },
+  {
+    name: 'ResourceId',
+    description: 'The deployment called (usage lines).',
+    value: (l) => l.deployment ?? '',
+  },
+  {
+    name: 'ResourceName',
+    description: 'The deployment called (usage lines).',
+    value: (l) => l.deployment ?? '',
+  },
+  { name: 'SkuId', description: 'The model the upstream reported.', value: (l) => l.model ?? '' },
+  { name: 'SubAccountId', description: 'The department charged.', value: (l) => l.department },
+  {
+    name: 'SubAccountName',
+    description: "The department's name.",
+    value: (l, _r, n) => n.get(l.department)?.name ?? l.department,
+  },
+  {
+    name: 'Tags',
+    description: 'JSON: department, app, subscription.',
+    value: (l) =>
+      JSON.stringify({
+        department: l.department,
+        ...(l.appId ? { app: l.appId } : {}),
+        ...(l.subscriptionId ? { subscription: l.subscriptionId } : {}),
+      }),
+  },
+  {
+    name: 'x_CostCenter',
+    description: "The department's cost center.",
+    value: (l, _r, n) => n.get(l.department)?.costCenter ?? '',
+  },
+  { name: 'x_AppId', description: 'The calling app.', value: (l) => l.appId ?? '' },
+  { name: 'x_SubscriptionId', description: 'The APIM subscription.', value: (l) => l.subscriptionId ?? '' },
+  {
+    name: 'x_Meter',
+    description: 'input-tokens, cached-input-tokens, output-tokens, audio-seconds, tts-characters.',
+    value: (l) => l.meter ?? '',
+  },
+  {
+    name: 'x_Requests',
+    description: 'Requests in the line (usage lines).',
+    value: (l) => (l.requests === undefined ? '' : String(l.requests)),
+  },
+  {
+    name: 'x_EstimatedRequests',
+    description: 'Of which with estimated figures (interrupted streams).',
+    value: (l) => (l.estimatedRequests === undefined ? '' : String(l.estimatedRequests)),
+  },
+  {
+    name: 'x_Unpriced',
+    description: 'true when no price matched the model (cost 0, to be priced).',
+    value: (l) => (l.unpriced ? 'true' : ''),
+  },
+  {
+    name: 'x_SharedCostId',
+    description: 'The shared cost allocated (shared lines).',
+    value: (l) => l.sharedCostId ?? '',
+  },
+  { name: 'x_ExactCost', description: 'The exact amount before rounding.', value: (l) => l.exactCost },
+];
+
+function serviceName(line: ReportLine): string {
+  if (line.category === 'markup') return 'Chargeback markup';
+  if (line.category === 'shared') return line.description.replace(/ \(.*\)$/, '');
+  return line.meter === 'audio-seconds' || line.meter === 'tts-characters'
+    ? 'Azure AI Speech'
+    : 'Azure OpenAI';
+}
+
+function departmentNames(report: ChargebackReport): Map<string, { name: string; costCenter?: string }> {
+  return new Map(
+    report.departments.map((d) => [
+      d.department,
+      { name: d.name, ...(d.costCenter ? { costCenter: d.costCenter } : {}) },
+    ]),
+  );
+}
+
+export function reportRows(report: ChargebackReport, lines: readonly ReportLine[] = report.lines): Row[] {
+  const names = departmentNames(report);
+  return lines.map((line) =>
+    Object.fromEntries(REPORT_COLUMNS.map((c) => [c.name, c.value(line, report, names)])),
+  );
+}
+
+/** RFC 4180 CSV, CRLF line ends, a header row, UTF-8 without BOM. */
+export function renderCsv(report: ChargebackReport, lines: readonly ReportLine[] = report.lines): string {
+  return stringify(reportRows(report, lines), {
+    header: true,
+    columns: REPORT_COLUMNS.map((c) => c.name),
+    record_delimiter: '\r\n',
+    quoted_match: /^[=+\-@]/, // quoted, so a spreadsheet never reads a value as a formula
+  });
+}
+
+export function renderJson(report: ChargebackReport, lines: readonly ReportLine[] = report.lines): string {
+  return `${JSON.stringify(
+    {
+      period: report.period,
+      currency: report.currency,
+      dataThrough: report.dataThrough,
+      total: report.total,
+      departments: report.departments,
+      rows: reportRows(report, lines),
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+const escapeHtml = (text: string): string =>
+  text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string,
+  );
+
+function barChart(title: string, data: Array<{ label: string; value: number; text: string }>): string {
+  const max = Math.max(...data.map((d) => d.value), 0.01);
+  const rowHeight = 26;
+  const width = 640;
+  const labelWidth = 200;
+  const bars = data
+    .map((d, i) => {
+      const w = Math.round(((width - labelWidth - 90) * d.value) / max);
+      const y = i * rowHeight;
+      return `<text x="${labelWidth - 8}" y="${y + 17}" text-anchor="end">${escapeHtml(d.label)}</text><rect x="${labelWidth}" y="${y + 4}" width="${w}" height="18" fill="#2f6fb0"/><text x="${labelWidth + w + 6}" y="${y + 17}">${escapeHtml(d.text)}</text>`;
+    })
+    .join('');
+  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg role="img" aria-label="${escapeHtml(title)}" width="${width}" height="${Math.max(data.length, 1) * rowHeight + 8}" font-family="sans-serif" font-size="13">${bars}</svg></figure>`;
+}
+
+function trendChart(title: string, data: Array<{ label: string; value: number; text: string }>): string {
+  const width = 640;
+  const height = 220;
+  const pad = 40;
+  const max = Math.max(...data.map((d) => d.value), 0.01);
+  const step = data.length > 1 ? (width - 2 * pad) / (data.length - 1) : 0;
+  const points = data.map(
+    (d, i) => [pad + i * step, height - pad - ((height - 2 * pad) * d.value) / max] as const,
+  );
+  const line = points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
+  const marks = data
+    .map((d, i) => {
+      const [x, y] = points[i] as readonly [number, number];
+      return `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3" fill="#2f6fb0"><title>${escapeHtml(`${d.label}: ${d.text}`)}</title></circle><text x="${x.toFixed(1)}" y="${height - pad + 16}" text-anchor="middle" font-size="10">${escapeHtml(d.label.slice(5))}</text>`;
+    })
+    .join('');
+  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg role="img" aria-label="${escapeHtml(title)}" width="${width}" height="${height}" font-family="sans-serif" font-size="12"><line x1="${pad}" y1="${height - pad}" x2="${width - pad}" y2="${height - pad}" stroke="#999"/><polyline points="${line}" fill="none" stroke="#2f6fb0" stroke-width="2"/>${marks}</svg></figure>`;
+}
+
+/** A self-contained page (no scripts, no external resources): totals, and charts as inline SVG. */
+export function renderHtml(report: ChargebackReport): string {
+  const c = report.currency;
+  const amount = (v: string): string => `${c} ${v}`;
+  const rows = report.departments
+    .map(
+      (d) =>
+        `<tr><td>${escapeHtml(d.name)}</td><td>${escapeHtml(d.department)}</td><td>${escapeHtml(d.costCenter ?? '')}</td><td class="n">${d.usage}</td><td class="n">${d.shared}</td><td class="n">${d.markup}</td><td class="n"><b>${d.total}</b></td></tr>`,
+    )
+    .join('\n');
+  const title = `AI chargeback ${report.period.kind === 'month' ? 'month' : 'day'} ${report.period.id}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}.n{text-align:right;font-variant-numeric:tabular-nums}figure{margin:1.5rem 0}figcaption{font-weight:600;margin-bottom:.5rem}</style>
+</head>
+<body>
+<h1>${escapeHtml(title)}</h1>
+<p>Total <b>${escapeHtml(amount(report.total))}</b> · data through ${escapeHtml(report.dataThrough)} · period ${escapeHtml(report.period.start)} to ${escapeHtml(report.period.end)}</p>
+<table>
+<thead><tr><th>Department</th><th>Id</th><th>Cost center</th><th class="n">Usage</th><th class="n">Shared</th><th class="n">Markup</th><th class="n">Total (${escapeHtml(c)})</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+</table>
+${barChart(
+  'Cost per department',
+  report.departments.map((d) => ({ label: d.name, value: Number(d.total), text: amount(d.total) })),
+)}
+${barChart(
+  'Usage cost per model',
+  report.byModel.map((m) => ({ label: m.model, value: Number(m.cost), text: amount(m.cost) })),
+)}
+${trendChart(
+  'Usage cost per day',
+  report.byDay.map((d) => ({ label: d.day, value: Number(d.cost), text: amount(d.cost) })),
+)}
+</body>
+</html>
+`;
+}

@@ -1,0 +1,355 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { ContainerClient } from '@azure/storage-blob';
+import type { LocalStack } from '../../../local/stack';
+import { startTestStack } from '../../stack';
+import { getAppContext } from '../../../shared/app-context';
+import { armFault, faultPasses, resetFaults } from '../../../shared/chargeback/faults';
+import type { ChargebackConfig, UsageAggregate } from '../../../shared/chargeback/model';
+import { money, sum } from '../../../shared/chargeback/money';
+import type { ChargebackRunSummary } from '../../../shared/chargeback/run';
+import { CHARGEBACK_ORCHESTRATION } from '../../../shared/chargeback/run';
+import { ChargebackStore } from '../../../shared/chargeback/store';
+import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from '../../../shared/usage-spool';
+import type { UsageEvent } from '../../../shared/usage';
+import { usageKeys } from '../../../shared/usage-recorder';
+import { windowStart } from '../../../shared/usage';
+
+/**
+ * The chargeback run end to end on the local stack: real Redis, Azurite and the Cosmos emulator,
+ * the orchestration on the durable engine, faults injected at every step.
+ */
+
+const CONFIG: ChargebackConfig = {
+  currency: 'USD',
+  departments: [
+    { id: 'research', name: 'Research', costCenter: 'CC-1' },
+    { id: 'marketing', name: 'Marketing' },
+    { id: 'customer-support', name: 'Customer Support' },
+  ],
+  apps: [],
+  // 300.00 a month: 10.00 a day in 30-day months, 9.677... in 31-day ones.
+  sharedCosts: [
+    { id: 'apim', name: 'API Management', monthlyAmount: '300.00', rule: { kind: 'proportional-cost' } },
+  ],
+  markupPercent: '0',
+};
+
+jest.setTimeout(120_000);
+
+let stack: LocalStack;
+let redis: Redis;
+let reports: ContainerClient;
+let spoolContainer: ContainerClient;
+let store: ChargebackStore;
+
+beforeAll(async () => {
+  process.env.CHARGEBACK_CONFIG = JSON.stringify(CONFIG);
+  stack = await startTestStack();
+  const app = await getAppContext();
+  redis = new Redis(process.env.REDIS_URL as string);
+  reports = app.blobService().getContainerClient('reports');
+  spoolContainer = app.blobService().getContainerClient(USAGE_SPOOL_CONTAINER);
+  store = new ChargebackStore(app.cosmos(), app.config.cosmos.database);
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await stack.stop();
+  delete process.env.CHARGEBACK_CONFIG;
+});
+
+afterEach(() => resetFaults());
+
+function event(at: string, fields: Partial<UsageEvent>): UsageEvent {
+  const recordedAt = new Date(at);
+  return {
+    id: randomUUID(),
+    recordedAt: recordedAt.toISOString(),
+    window: windowStart(recordedAt).toISOString(),
+    subscriptionId: 'sub-1',
+    appId: 'app-1',
+    department: 'research',
+    api: 'chat',
+    deployment: 'gpt-4o',
+    model: 'gpt-4o-2024-11-20',
+    promptTokens: 0,
+    cachedTokens: 0,
+    completionTokens: 0,
+    reasoningTokens: 0,
+    audioSeconds: 0,
+    billableCharacters: 0,
+    status: 200,
+    latencyMs: 100,
+    streamed: false,
+    estimated: false,
+    ...fields,
+  };
+}
+
+async function toRedis(...events: UsageEvent[]): Promise<void> {
+  for (const e of events) await redis.hsetnx(usageKeys.events(new Date(e.window)), e.id, JSON.stringify(e));
+}
+
+async function toSpool(...events: UsageEvent[]): Promise<void> {
+  const spool = new BlobUsageSpool(spoolContainer);
+  for (const e of events) await spool.write(e);
+}
+
+async function run(): Promise<{ status: string; output: ChargebackRunSummary | undefined; error?: string }> {
+  const id = `test-${randomUUID()}`;
+  stack.host.durable.startNew(CHARGEBACK_ORCHESTRATION, { instanceId: id });
+  const status = await stack.host.durable.waitForCompletion(id, 110_000);
+  return {
+    status: String(status.runtimeStatus),
+    output: status.output as ChargebackRunSummary | undefined,
+    error: status.runtimeStatus === 'Completed' ? undefined : JSON.stringify(status.output),
+  };
+}
+
+async function download(path: string): Promise<string> {
+  return (await reports.getBlobClient(path).downloadToBuffer()).toString('utf8');
+}
+
+interface JsonReport {
+  total: string;
+  departments: Array<{ department: string; usage: string; shared: string; total: string }>;
+  rows: Array<Record<string, string>>;
+}
+
+async function jsonReport(path: string): Promise<JsonReport> {
+  return JSON.parse(await download(path)) as JsonReport;
+}
+
+/** Exact usage cost per department, from the report's unrounded column. */
+function exactUsage(report: JsonReport): Record<string, string> {
+  const by: Record<string, ReturnType<typeof money>> = {};
+  for (const row of report.rows) {
+    if (row.ChargeCategory !== 'Usage') continue;
+    const d = row.SubAccountId as string;
+    by[d] = (by[d] ?? money(0)).plus(row.x_ExactCost as string);
+  }
+  return Object.fromEntries(Object.entries(by).map(([d, v]) => [d, v.toFixed()]));
+}
+
+async function rawUsageKeys(): Promise<string[]> {
+  return (await redis.keys('usage:*')).sort();
+}
+
+async function spooled(): Promise<string[]> {
+  const names: string[] = [];
+  if (!(await spoolContainer.exists())) return names;
+  for await (const blob of spoolContainer.listBlobsFlat()) names.push(blob.name);
+  return names;
+}
+
+function comparable(rows: UsageAggregate[]): UsageAggregate[] {
+  return [...rows].sort((a, b) => (a.id < b.id ? -1 : 1));
+}
+
+describe('chargeback run', () => {
+  it('prices every request exactly as by hand, allocates shared costs to the cent, and releases the raw data', async () => {
+    const at = '2026-06-10T09:05:00Z';
+    const events = [
+      // gpt-4o: input 2.50, cached 1.25, output 10.00 per 1M tokens.
+      // (2M − 0.4M) × 2.50 + 0.4M × 1.25 + 0.5M × 10 = 4.00 + 0.50 + 5.00 = 9.50
+      event(at, { promptTokens: 2_000_000, cachedTokens: 400_000, completionTokens: 500_000 }),
+      // 1M × 2.50 + 0.1M × 10 (reasoning is part of completion, billed as output) = 3.50
+      event(at, { promptTokens: 1_000_000, completionTokens: 100_000, reasoningTokens: 60_000 }),
+      // gpt-4o-mini: 0.15 / 0.075 / 0.60. 2M × 0.15 + 1M × 0.075 + 1M × 0.60 = 0.975
+      event(at, {
+        department: 'marketing',
+        deployment: 'gpt-4o-mini',
+        model: 'gpt-4o-mini-2024-07-18',
+        promptTokens: 3_000_000,
+        cachedTokens: 1_000_000,
+        completionTokens: 1_000_000,
+      }),
+      // Speech: 5 400 s = 1.5 h × 1.00 = 1.50; 200 000 characters × 15.00 / 1M = 3.00
+      event(at, {
+        department: 'customer-support',
+        api: 'stt',
+        deployment: 'speech',
+        model: 'azure-speech-stt-standard',
+        audioSeconds: 5_400,
+      }),
+      event(at, {
+        department: 'customer-support',
+        api: 'tts',
+        deployment: 'speech',
+        model: 'azure-speech-tts-neural',
+        billableCharacters: 200_000,
+      }),
+      // o3-mini: 1.10 / 4.40. 0.1M × 1.10 + 0.3M × 4.40 = 0.11 + 1.32 = 1.43, to nobody's department
+      event(at, {
+        department: 'unassigned',
+        deployment: 'o3-mini',
+        model: 'o3-mini-2025-01-31',
+        promptTokens: 100_000,
+        completionTokens: 300_000,
+      }),
+    ];
+    await toRedis(...events.slice(0, 4));
+    await toSpool(...events.slice(3)); // one event in both stores: it counts once
+
+    const result = await run();
+    expect(result.error).toBeUndefined();
+    expect(result.output?.events).toBe(6);
+
+    const day = await jsonReport('daily/2026-06-10/chargeback-2026-06-10.json');
+    expect(exactUsage(day)).toEqual({
+      research: '13',
+      marketing: '0.975',
+      'customer-support': '4.5',
+      unassigned: '1.43',
+    });
+    // Usage 19.905 + one day of API Management (300.00 / 30 = 10.00) = 29.905 → 29.90 (half to even)
+    expect(day.total).toBe('29.90');
+    const cents = (values: string[]): string => sum(values.map((v) => money(v))).toFixed(2);
+    expect(cents(day.departments.map((d) => d.total))).toBe(day.total);
+    expect(cents(day.rows.map((r) => r.BilledCost as string))).toBe(day.total);
+    // API Management split by usage cost: research 13 / 19.905 of 10.00 = 6.5310...
+    const apim = day.rows.filter((r) => r.x_SharedCostId === 'apim');
+    expect(sum(apim.map((r) => money(r.x_ExactCost as string))).toFixed()).toBe('10');
+    expect(money(apim.find((r) => r.SubAccountId === 'research')?.x_ExactCost as string).toFixed(6)).toBe(
+      money(13).div('19.905').times(10).toFixed(6),
+    );
+
+    // Month to date: 10 days of shared cost (June 1–10) = 100.00; usage the same.
+    const month = await jsonReport('monthly/2026-06/chargeback-2026-06.json');
+    expect(month.total).toBe('119.90'); // 119.905 → 119.90
+    expect(cents(month.rows.map((r) => r.BilledCost as string))).toBe(month.total);
+    expect(month.departments.find((d) => d.department === 'unassigned')?.usage).toBe('1.43');
+
+    const html = await download('monthly/2026-06/chargeback-2026-06.html');
+    expect(html).toContain('<svg');
+    expect(html).toContain('Cost per department');
+    const props = await reports.getBlobClient('monthly/2026-06/chargeback-2026-06.csv').getProperties();
+    expect(props.contentType).toBe('text/csv; charset=utf-8');
+    expect(props.metadata).toMatchObject({ period: '2026-06', total: '119.90', kind: 'month' });
+
+    expect(await rawUsageKeys()).toEqual([]);
+    expect(await spooled()).toEqual([]);
+  });
+
+  it('each activity failing once still converges to the same result', async () => {
+    const at = '2026-07-03T10:20:00Z';
+    await toRedis(
+      event(at, { promptTokens: 1_000_000 }), // 2.50
+      event(at, { department: 'marketing', promptTokens: 2_000_000 }), // 5.00
+    );
+    for (const point of ['find', 'aggregate', 'aggregate:committed', 'report', 'release'] as const) {
+      armFault(point);
+    }
+    const result = await run();
+    expect(result.error).toBeUndefined();
+    for (const point of ['find', 'aggregate', 'aggregate:committed', 'report', 'release'] as const) {
+      expect(faultPasses(point)).toBeGreaterThanOrEqual(2);
+    }
+    const day = await jsonReport('daily/2026-07-03/chargeback-2026-07-03.json');
+    expect(exactUsage(day)).toEqual({ research: '2.5', marketing: '5' });
+    expect(await rawUsageKeys()).toEqual([]);
+  });
+
+  it('a crash between the Cosmos commit and the release: the rerun writes identical documents and reports, and counts nothing twice', async () => {
+    const at = '2026-08-14T23:50:00Z';
+    await toRedis(event(at, { promptTokens: 4_000_000, completionTokens: 10_000 })); // 10.00 + 0.10
+    await toSpool(event(at, { department: 'marketing', promptTokens: 400_000 })); // 1.00
+
+    // The run dies after committing: its release keeps failing and the instance is then killed.
+    armFault('release', 100);
+    const crashedId = `test-${randomUUID()}`;
+    stack.host.durable.startNew(CHARGEBACK_ORCHESTRATION, { instanceId: crashedId });
+    for (let i = 0; i < 200 && faultPasses('release') === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(faultPasses('release')).toBeGreaterThan(0);
+    stack.host.durable.terminate(crashedId, 'crash');
+    const docsAfterCrash = comparable(await store.usage({ month: '2026-08' }));
+    expect(docsAfterCrash.length).toBeGreaterThan(0);
+    const files = ['csv', 'json', 'html'].map((f) => `daily/2026-08-14/chargeback-2026-08-14.${f}`);
+    const bytesAfterCrash = await Promise.all(files.map(download));
+    expect(await rawUsageKeys()).not.toEqual([]); // the raw data is still there
+
+    resetFaults();
+    const rerun = await run();
+    expect(rerun.error).toBeUndefined();
+    expect(rerun.output?.events).toBe(2); // the same batch, adopted: not a second one
+    expect(comparable(await store.usage({ month: '2026-08' }))).toEqual(docsAfterCrash);
+    expect(await Promise.all(files.map(download))).toEqual(bytesAfterCrash);
+    expect(exactUsage(await jsonReport(files[1] as string))).toEqual({ research: '10.1', marketing: '1' });
+    expect(await rawUsageKeys()).toEqual([]);
+    expect(await spooled()).toEqual([]);
+
+    // Processed again with nothing new: no window, same documents, same bytes.
+    const again = await run();
+    expect(again.output?.windows).toEqual([]);
+    expect(comparable(await store.usage({ month: '2026-08' }))).toEqual(docsAfterCrash);
+    expect(await Promise.all(files.map(download))).toEqual(bytesAfterCrash);
+  });
+
+  it('after an outage of several windows, one run catches up on all of them', async () => {
+    const windows = [
+      '2026-09-01T22:10:00Z',
+      '2026-09-01T22:40:00Z',
+      '2026-09-01T23:55:00Z',
+      '2026-09-02T00:05:00Z',
+    ];
+    for (const [i, at] of windows.entries()) {
+      // Redis was down for the middle two: their events are only in the spool.
+      const e = event(at, { promptTokens: 1_000_000 * (i + 1) }); // 2.50, 5.00, 7.50, 10.00
+      if (i === 1 || i === 2) await toSpool(e);
+      else await toRedis(e);
+    }
+    const result = await run();
+    expect(result.error).toBeUndefined();
+    expect(result.output?.windows.map((w) => w.windowId)).toEqual([
+      '20260901T2200Z',
+      '20260901T2230Z',
+      '20260901T2345Z',
+      '20260902T0000Z',
+    ]);
+    expect(exactUsage(await jsonReport('daily/2026-09-01/chargeback-2026-09-01.json'))).toEqual({
+      research: '15',
+    });
+    expect(exactUsage(await jsonReport('daily/2026-09-02/chargeback-2026-09-02.json'))).toEqual({
+      research: '10',
+    });
+    expect(exactUsage(await jsonReport('monthly/2026-09/chargeback-2026-09.json'))).toEqual({
+      research: '25',
+    });
+    expect(await rawUsageKeys()).toEqual([]);
+    expect(await spooled()).toEqual([]);
+  });
+
+  it('an event that arrives after its window was released adds to the window instead of replacing it', async () => {
+    const at = '2026-10-05T08:00:00Z';
+    await toRedis(event(at, { promptTokens: 1_000_000 })); // 2.50
+    expect((await run()).error).toBeUndefined();
+    await toSpool(event(at, { promptTokens: 2_000_000 })); // 5.00, late
+    expect((await run()).error).toBeUndefined();
+    expect(exactUsage(await jsonReport('daily/2026-10-05/chargeback-2026-10-05.json'))).toEqual({
+      research: '7.5',
+    });
+  });
+
+  it('the timer starts one run per quarter hour, and none while a run is in progress', async () => {
+    const timerRuns = (): string[] =>
+      stack.host.durable
+        .list()
+        .map((s) => String(s.instanceId))
+        .filter((id) => id.startsWith('chargeback-'));
+    // A run in progress (held in a retry by a failing first step) blocks the timer.
+    armFault('find');
+    const held = `test-${randomUUID()}`;
+    stack.host.durable.startNew(CHARGEBACK_ORCHESTRATION, { instanceId: held });
+    await stack.host.runTimer('chargebackTimer');
+    expect(timerRuns()).toEqual([]);
+    await stack.host.durable.waitForCompletion(held, 60_000);
+
+    // Then one run per quarter hour, however often the timer fires in it.
+    await stack.host.runTimer('chargebackTimer');
+    await stack.host.runTimer('chargebackTimer');
+    expect(timerRuns()).toHaveLength(1);
+    const status = await stack.host.durable.waitForCompletion(timerRuns()[0] as string, 60_000);
+    expect(status.runtimeStatus).toBe('Completed');
+  });
+});
