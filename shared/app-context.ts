@@ -122,7 +122,7 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
         ...(config.cosmos.key ? { key: config.cosmos.key } : { aadCredentials: getCredential() }),
         // Only ever for the emulator on loopback (enforced by the config schema).
         ...(config.cosmos.allowSelfSignedCert
-          ? { agent: new https.Agent({ rejectUnauthorized: false }) }
+          ? { agent: new https.Agent({ rejectUnauthorized: false, keepAlive: true }) }
           : {}),
         connectionPolicy: { requestTimeout: 10_000 },
       })),

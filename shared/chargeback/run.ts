@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../app-context';
 import { getAppContext } from '../app-context';
+import { whenRedisReady } from '../redis-ready';
 import { USAGE_SPOOL_CONTAINER } from '../usage-spool';
 import { windowId as windowIdOf, windowStart } from '../usage';
 import { WindowAggregator } from './aggregate';
@@ -54,9 +55,12 @@ interface Services {
 
 async function services(): Promise<Services> {
   const app = await getAppContext();
+  const redis = app.redis();
+  // The app's client does not queue commands while it connects (the proxy must fail fast).
+  if (redis.status !== 'ready') await whenRedisReady(redis, AbortSignal.timeout(10_000));
   return {
     app,
-    batches: new UsageBatches(app.redis(), app.blobService().getContainerClient(USAGE_SPOOL_CONTAINER)),
+    batches: new UsageBatches(redis, app.blobService().getContainerClient(USAGE_SPOOL_CONTAINER)),
     store: new ChargebackStore(app.cosmos(), app.config.cosmos.database),
   };
 }

@@ -148,17 +148,22 @@ export class UsageBatches {
     await this.redis.multi().sadd(manifest, name).hsetnx(batchKey, id, content).exec();
   }
 
-  /** The batch's raw events, page by page (the batch is frozen: the same pages on every read). */
+  /**
+   * The batch's raw events, page by page (the batch is frozen: the same pages on every read).
+   * The next page is fetched while the caller works on the current one.
+   */
   async *read({ windowId, batch }: WindowBatch, pageSize = 10_000): AsyncGenerator<string[]> {
     const key = batchKeys.batch(windowId, batch);
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.redis.hscan(key, cursor, 'COUNT', pageSize);
-      cursor = next;
+    const fetchPage = (cursor: string): Promise<[string, string[]]> =>
+      this.redis.hscan(key, cursor, 'COUNT', pageSize);
+    let pending: Promise<[string, string[]]> | undefined = fetchPage('0');
+    while (pending) {
+      const [next, flat]: [string, string[]] = await pending;
+      pending = next === '0' ? undefined : fetchPage(next);
       const values: string[] = [];
       for (let i = 1; i < flat.length; i += 2) values.push(flat[i] as string);
       if (values.length > 0) yield values;
-    } while (cursor !== '0');
+    }
   }
 
   /** Deletes the batch's raw data. Only after its aggregates and reports are committed. */
@@ -171,7 +176,8 @@ export class UsageBatches {
       );
     }
     // One command over one hash slot: the batch, its manifest and the open marker go together.
-    await this.redis.del(batchKeys.batch(windowId, batch), manifest, batchKeys.open(windowId));
+    // UNLINK: one atomic removal of the three keys; a big batch's memory is freed in the background.
+    await this.redis.unlink(batchKeys.batch(windowId, batch), manifest, batchKeys.open(windowId));
   }
 }
 
