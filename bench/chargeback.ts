@@ -144,7 +144,7 @@ async function main(): Promise<void> {
       .cosmos()
       .database(app.config.cosmos.database)
       .container('usage')
-      .items.query<{ n: number }>({
+      .items.query<number>({
         query: 'SELECT VALUE COUNT(1) FROM c WHERE c.month = @m AND c.type = "usage"',
         parameters: [{ name: '@m', value: month }],
       })
