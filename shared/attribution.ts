@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { unauthorized } from './errors';
+import { ApiError, unauthorized } from './errors';
 import { UNASSIGNED_DEPARTMENT } from './usage';
 
 /**
@@ -15,7 +15,26 @@ export const ATTRIBUTION_HEADERS = {
   department: 'x-chargeback-department',
   user: 'x-chargeback-user',
   requestId: 'x-chargeback-request-id',
+  /** App roles from the caller's Entra token (the JWT's `roles` claim), comma-separated. */
+  roles: 'x-chargeback-roles',
 } as const;
+
+/** The app role that may list and download chargeback reports. */
+export const FINANCE_ROLE = 'Chargeback.Finance';
+
+/** Checks the gateway secret, then the finance role APIM forwarded from the caller's token. */
+export function requireFinanceRole(
+  headers: { get(name: string): string | null },
+  gatewaySecret: string,
+): void {
+  if (!safeEqual(headers.get(ATTRIBUTION_HEADERS.gatewaySecret) ?? '', gatewaySecret)) {
+    throw unauthorized('This endpoint only accepts requests from the API gateway.');
+  }
+  const roles = (headers.get(ATTRIBUTION_HEADERS.roles) ?? '').split(',').map((r) => r.trim());
+  if (!roles.includes(FINANCE_ROLE)) {
+    throw new ApiError(403, 'Forbidden', `Chargeback reports require the '${FINANCE_ROLE}' role.`);
+  }
+}
 
 const identifier = z
   .string()

@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { ContainerClient } from '@azure/storage-blob';
+import type { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import {
+  BlobSASPermissions,
+  generateBlobSASQueryParameters,
+  SASProtocol,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
 import type { ChargebackReport } from './model';
 import { renderCsv, renderHtml, renderJson } from './render';
 
@@ -83,4 +89,77 @@ export async function writeReport(container: ContainerClient, report: Chargeback
     }),
   );
   return files.map((f) => f.path);
+}
+
+export interface ReportListing {
+  path: string;
+  kind: 'monthly' | 'daily';
+  period: string;
+  department?: string;
+  format: 'csv' | 'json' | 'html';
+  size: number;
+  lastModified: string;
+  contentType?: string;
+  total?: string;
+}
+
+/** The reports there are, optionally for one period (month or day), kind and department. */
+export async function listReports(
+  container: ContainerClient,
+  filter: { period?: string; kind?: 'monthly' | 'daily'; department?: string },
+): Promise<ReportListing[]> {
+  const kind =
+    filter.kind ?? (filter.period ? (filter.period.length === 7 ? 'monthly' : 'daily') : undefined);
+  const prefix = kind ? `${kind}/${filter.period ? `${filter.period}/` : ''}` : '';
+  const found: ReportListing[] = [];
+  if (!(await container.exists())) return found;
+  for await (const blob of container.listBlobsFlat({ prefix, includeMetadata: true })) {
+    const match = REPORT_PATH.exec(blob.name);
+    if (!match) continue;
+    const department = match[6];
+    if (filter.department && department !== filter.department) continue;
+    found.push({
+      path: blob.name,
+      kind: blob.name.startsWith('monthly/') ? 'monthly' : 'daily',
+      period: blob.name.split('/')[1] as string,
+      ...(department ? { department } : {}),
+      format: blob.name.slice(blob.name.lastIndexOf('.') + 1) as ReportListing['format'],
+      size: blob.properties.contentLength ?? 0,
+      lastModified: (blob.properties.lastModified ?? new Date(0)).toISOString(),
+      ...(blob.properties.contentType ? { contentType: blob.properties.contentType } : {}),
+      ...(blob.metadata?.total ? { total: blob.metadata.total } : {}),
+    });
+  }
+  return found.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+/**
+ * A read-only link to one report, valid `ttlMinutes` (at most 15): signed with the account key
+ * when the client has one (Azurite, key-based accounts), else with a user delegation key obtained
+ * through the app's Entra identity (no account key in production).
+ */
+export async function reportReadLink(
+  service: BlobServiceClient,
+  containerName: string,
+  path: string,
+  ttlMinutes = 15,
+): Promise<{ url: string; expiresAt: string }> {
+  const minutes = Math.min(Math.max(ttlMinutes, 1), 15);
+  const startsOn = new Date(Date.now() - 60_000);
+  const expiresOn = new Date(Date.now() + minutes * 60_000);
+  const blob = service.getContainerClient(containerName).getBlobClient(path);
+  const permissions = BlobSASPermissions.parse('r');
+  if (service.credential instanceof StorageSharedKeyCredential) {
+    return {
+      url: await blob.generateSasUrl({ permissions, startsOn, expiresOn }),
+      expiresAt: expiresOn.toISOString(),
+    };
+  }
+  const key = await service.getUserDelegationKey(startsOn, expiresOn);
+  const sas = generateBlobSASQueryParameters(
+    { containerName, blobName: path, permissions, startsOn, expiresOn, protocol: SASProtocol.Https },
+    key,
+    service.accountName,
+  );
+  return { url: `${blob.url}?${sas.toString()}`, expiresAt: expiresOn.toISOString() };
 }
