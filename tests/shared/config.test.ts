@@ -96,6 +96,29 @@ describe('configuration', () => {
     );
   });
 
+  it('validates CHARGEBACK_CONFIG and defaults to the shipped example', () => {
+    expect(parseConfig(valid).CHARGEBACK_CONFIG.departments.length).toBeGreaterThan(0);
+    expect(problems({ ...valid, CHARGEBACK_CONFIG: '{not json' })).toEqual([
+      'CHARGEBACK_CONFIG: must be JSON',
+    ]);
+    expect(
+      problems({
+        ...valid,
+        CHARGEBACK_CONFIG: JSON.stringify({
+          departments: [],
+          sharedCosts: [{ id: 'Bad Id', name: 'x', monthlyAmount: '-5', rule: { kind: 'weird' } }],
+        }),
+      }),
+    ).toEqual([
+      expect.stringContaining('CHARGEBACK_CONFIG: departments:'),
+      expect.stringContaining('CHARGEBACK_CONFIG: sharedCosts.0.id:'),
+      expect.stringContaining(
+        'CHARGEBACK_CONFIG: sharedCosts.0.monthlyAmount: must be a non-negative decimal',
+      ),
+      expect.stringContaining('CHARGEBACK_CONFIG: sharedCosts.0.rule.kind:'),
+    ]);
+  });
+
   it('allows a self-signed certificate only for an emulator on loopback', () => {
     expect(
       problems({
