@@ -331,6 +331,27 @@ describe('chargeback run', () => {
     });
   });
 
+  it('a price override written now never reprices an earlier window, even when backdated', async () => {
+    const { prices } = await store.containers();
+    await prices.items.upsert({
+      id: 'override-gpt-4o-input-cheap',
+      model: 'gpt-4o',
+      meter: 'input-tokens',
+      unitPrice: '0.01',
+      currency: 'USD',
+      effectiveFrom: '2026-01-01T00:00:00.000Z', // backdated
+      source: 'test admin',
+    });
+    try {
+      await toRedis(event('2026-05-06T07:00:00Z', { promptTokens: 1_000_000 }));
+      expect((await run()).error).toBeUndefined();
+      const [row] = await store.usage({ month: '2026-05' });
+      expect(row).toMatchObject({ priceId: 'default:gpt-4o:input-tokens:2025-01-01', cost: '2.5' });
+    } finally {
+      await prices.item('override-gpt-4o-input-cheap', 'gpt-4o').delete();
+    }
+  });
+
   it('the timer starts one run per quarter hour, and none while a run is in progress', async () => {
     const timerRuns = (): string[] =>
       stack.host.durable
