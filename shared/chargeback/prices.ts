@@ -8,13 +8,14 @@ import { priceEntrySchema } from './model';
  *
  * Defaults: Azure OpenAI Global Standard (pay-as-you-go) and Azure AI Speech list prices in USD,
  * from https://azure.microsoft.com/pricing/details/cognitive-services/openai-service/ and
- * https://azure.microsoft.com/pricing/details/cognitive-services/speech-services/, as read on
- * 2025-06-01 (East US). Override them with your negotiated prices.
+ * https://azure.microsoft.com/pricing/details/cognitive-services/speech-services/ as published in
+ * mid-2025 (recorded 2025-06-01; this build machine has no internet access, so they were not
+ * re-checked against the live pages). Check them, and override them with your negotiated prices.
  */
 const DEFAULT_SOURCE_OPENAI =
-  'Azure OpenAI Global Standard list price, azure.microsoft.com/pricing/details/cognitive-services/openai-service, read 2025-06-01';
+  'Azure OpenAI Global Standard list price, azure.microsoft.com/pricing/details/cognitive-services/openai-service, as published mid-2025 (recorded 2025-06-01)';
 const DEFAULT_SOURCE_SPEECH =
-  'Azure AI Speech list price, azure.microsoft.com/pricing/details/cognitive-services/speech-services, read 2025-06-01';
+  'Azure AI Speech list price, azure.microsoft.com/pricing/details/cognitive-services/speech-services, as published mid-2025 (recorded 2025-06-01)';
 const DEFAULTS_EFFECTIVE = '2025-01-01T00:00:00.000Z';
 
 /** model → [input, cached input, output] per 1M tokens. */
