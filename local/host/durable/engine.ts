@@ -4,6 +4,19 @@ import { ActionType, EventType, historyEvent, retryDelayMs, uniqueLeafActions } 
 
 export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated' | 'ContinuedAsNew';
 
+/** Every status a query may ask for, as the Durable extension names them; this engine never reaches the extra ones. */
+export type QueryRuntimeStatus = RuntimeStatus | 'Canceled' | 'Suspended' | 'Unknown';
+
+/** The filters of the client's `getStatusBy`; every one given must match. */
+export interface InstanceQuery {
+  /** Any of these; an empty list filters nothing. */
+  runtimeStatus?: readonly QueryRuntimeStatus[];
+  /** Created at or after this time. */
+  createdTimeFrom?: Date;
+  /** Created at or before this time. */
+  createdTimeTo?: Date;
+}
+
 export interface InstanceStatus {
   name: string;
   instanceId: string;
@@ -22,6 +35,17 @@ export interface DurableFunctionInvoker {
   hasActivity(name: string): boolean;
   runOrchestrator(name: string, binding: Record<string, unknown>): Promise<OrchestratorState>;
   runActivity(name: string, input: unknown): Promise<unknown>;
+}
+
+/**
+ * Sees every attempt of every activity, for fault injection in tests. Whatever it throws fails the
+ * attempt exactly as the activity throwing would: TaskFailed in history, retried under RetryOptions.
+ */
+export interface ActivityInterceptor {
+  /** Runs before the activity; a throw fails this attempt as if the activity had thrown. */
+  before?(activity: string, input: unknown): void | Promise<void>;
+  /** Runs after the activity succeeded (its side effects are done); a throw fails the attempt anyway (a crash after commit). */
+  after?(activity: string, input: unknown, output: unknown): void | Promise<void>;
 }
 
 export class InstanceConflictError extends Error {}
@@ -74,6 +98,7 @@ export class DurableEngine {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #stopped = false;
+  #interceptor: ActivityInterceptor | undefined;
 
   constructor(
     private readonly invoker: DurableFunctionInvoker,
@@ -130,8 +155,22 @@ export class DurableEngine {
     return instance ? this.#toStatus(instance, options) : undefined;
   }
 
-  list(): InstanceStatus[] {
-    return [...this.#instances.values()].map((instance) => this.#toStatus(instance, {}));
+  list(query: InstanceQuery = {}): InstanceStatus[] {
+    const { runtimeStatus, createdTimeFrom, createdTimeTo } = query;
+    const statuses = runtimeStatus?.length ? new Set<string>(runtimeStatus) : undefined;
+    return [...this.#instances.values()]
+      .filter(
+        (instance) =>
+          (!statuses || statuses.has(instance.status)) &&
+          (!createdTimeFrom || instance.createdTime.getTime() >= createdTimeFrom.getTime()) &&
+          (!createdTimeTo || instance.createdTime.getTime() <= createdTimeTo.getTime()),
+      )
+      .map((instance) => this.#toStatus(instance, {}));
+  }
+
+  /** Replaces the activity interceptor; `undefined` removes it. Applies from the next attempt on. */
+  interceptActivities(interceptor: ActivityInterceptor | undefined): void {
+    this.#interceptor = interceptor;
   }
 
   raiseEvent(instanceId: string, eventName: string, data: unknown): boolean {
@@ -429,7 +468,11 @@ export class DurableEngine {
     if (!this.invoker.hasActivity(functionName)) {
       throw new UnknownFunctionError(`The activity function '${functionName}' doesn't exist or is disabled.`);
     }
-    const result = await this.invoker.runActivity(functionName, decodeInput(input));
+    const decoded = decodeInput(input);
+    const interceptor = this.#interceptor;
+    await interceptor?.before?.(functionName, decoded);
+    const result = await this.invoker.runActivity(functionName, decoded);
+    await interceptor?.after?.(functionName, decoded, result);
     // The library JSON-parses every result; undefined must travel as null.
     return JSON.stringify(result ?? null);
   }

@@ -1,3 +1,4 @@
+import { ActivityFaults } from '../../../local/host/activity-faults';
 import type { LocalFunctionsHost } from '../../../local/host/host';
 import { observed } from './fixtures/app';
 import { keys, startFixtureHost } from './start-fixture';
@@ -135,6 +136,162 @@ describe('durable orchestrations', () => {
     const unknown = await fetch(`${host.url}/api/status/nope`);
     expect(unknown.status).toBe(500); // getStatus throws on the host's 404
     expect(() => host.durable.startNew('noSuchOrchestrator')).toThrow(/doesn't exist/);
+  });
+});
+
+describe('instance queries of the durable client', () => {
+  const ids = ['query-completed', 'query-failed', 'query-running', 'query-terminated'];
+  let since: Date;
+
+  beforeAll(async () => {
+    host.durable.startNew('failsSoon', { instanceId: 'query-earlier' });
+    await new Promise((r) => setTimeout(r, 5));
+    since = new Date();
+    for (const id of ['query-running', 'query-completed', 'query-terminated']) {
+      host.durable.startNew('awaitSignal', { instanceId: id });
+    }
+    host.durable.startNew('failsSoon', { instanceId: 'query-failed' });
+    await waitFor(() =>
+      ['query-running', 'query-completed', 'query-terminated'].every(
+        (id) => host.durable.getStatus(id)?.runtimeStatus === 'Running',
+      ),
+    );
+    host.durable.raiseEvent('query-completed', 'go', 'done');
+    host.durable.terminate('query-terminated', 'not needed');
+    expect((await host.durable.waitForCompletion('query-completed', 5000)).runtimeStatus).toBe('Completed');
+    expect((await host.durable.waitForCompletion('query-failed', 5000)).runtimeStatus).toBe('Failed');
+    await host.durable.waitForCompletion('query-earlier', 5000);
+  });
+
+  afterAll(async () => {
+    host.durable.raiseEvent('query-running', 'go', 'done');
+    await host.durable.waitForCompletion('query-running', 5000);
+  });
+
+  type Listed = { instanceId: string; runtimeStatus: string };
+  async function viaClient(params: Record<string, string> = {}): Promise<Listed[]> {
+    const res = await fetch(`${host.url}/api/instances?${new URLSearchParams(params).toString()}`);
+    expect(res.status).toBe(200);
+    return (await res.json()) as Listed[];
+  }
+  const idsOf = (listed: Listed[]): string[] => listed.map((s) => s.instanceId).sort();
+
+  it('returns only the instances in the runtime statuses asked for (getStatusBy runtimeStatus)', async () => {
+    const listed = await viaClient({ runtimeStatus: 'Running,Terminated' });
+    expect(new Set(listed.map((s) => s.runtimeStatus))).toEqual(new Set(['Running', 'Terminated']));
+    expect(idsOf(listed)).toEqual(expect.arrayContaining(['query-running', 'query-terminated']));
+    expect(idsOf(listed)).not.toContain('query-completed');
+    expect(idsOf(listed)).not.toContain('query-failed');
+
+    const ended = await viaClient({
+      runtimeStatus: 'Completed,Failed',
+      createdTimeFrom: since.toISOString(),
+    });
+    expect(ended).toEqual([
+      { instanceId: 'query-completed', runtimeStatus: 'Completed' },
+      { instanceId: 'query-failed', runtimeStatus: 'Failed' },
+    ]);
+  });
+
+  it('filters on the creation time, both bounds inclusive, and returns everything without filters', async () => {
+    expect(idsOf(await viaClient({ createdTimeFrom: since.toISOString() }))).toEqual(ids);
+    const before = await viaClient({ createdTimeTo: new Date(since.getTime() - 1).toISOString() });
+    expect(idsOf(before)).toContain('query-earlier');
+    expect(idsOf(before).filter((id) => ids.includes(id))).toEqual([]);
+    const created = host.durable.getStatus('query-failed')?.createdTime as string;
+    expect(
+      idsOf(await viaClient({ createdTimeFrom: created, createdTimeTo: created, runtimeStatus: 'Failed' })),
+    ).toEqual(['query-failed']);
+
+    const all = await viaClient();
+    expect(all.length).toBe(before.length + ids.length);
+  });
+
+  it('reads the filters on the management webhook as the extension does', async () => {
+    const list = async (query: string): Promise<string[]> => {
+      const res = await fetch(
+        `${host.url}/runtime/webhooks/durabletask/instances?code=${keys.masterKey}&createdTimeFrom=${since.toISOString()}&${query}`,
+      );
+      expect(res.status).toBe(200);
+      return idsOf((await res.json()) as Listed[]);
+    };
+    expect(await list('runtimeStatus=Failed')).toEqual(['query-failed']);
+    // Repeated parameters add up; enum values count like names (Running = 0, Terminated = 5).
+    expect(await list('runtimeStatus=Completed&runtimeStatus=0,5')).toEqual([
+      'query-completed',
+      'query-running',
+      'query-terminated',
+    ]);
+    // A status this host never reaches still filters; names that are not statuses are skipped.
+    expect(await list('runtimeStatus=Suspended')).toEqual([]);
+    expect(await list('runtimeStatus=running,Bogus')).toEqual(ids);
+    expect(await list('runtimeStatus=Bogus,Failed')).toEqual(['query-failed']);
+  });
+});
+
+describe('injected activity faults', () => {
+  const faults = new ActivityFaults();
+  beforeAll(() => host.durable.interceptActivities(faults));
+  afterEach(() => faults.reset());
+  afterAll(() => host.durable.interceptActivities(undefined));
+
+  function historyTypes(instanceId: string): string[] {
+    const status = host.durable.getStatus(instanceId, { showHistory: true });
+    return (status?.history ?? []).map((e) => (e as { EventType: string }).EventType);
+  }
+
+  it('fails an attempt before the activity runs; the retry runs it and the orchestration completes', async () => {
+    faults.arm('commit', 'before');
+    host.durable.startNew('committing', { instanceId: 'fault-before', input: 'k-before' });
+    const final = await host.durable.waitForCompletion('fault-before', 5000);
+    expect(final).toMatchObject({ runtimeStatus: 'Completed', output: 'k-before committed' });
+    expect(observed.commits.get('k-before')).toBe(1);
+    expect(faults.passes('commit')).toBe(2);
+    expect(faults.passes('commit', 'before')).toBe(2);
+    expect(faults.passes('commit', 'after')).toBe(1);
+    const history = host.durable.getStatus('fault-before', { showHistory: true })?.history ?? [];
+    const failed = history.filter((e) => (e as { EventType: string }).EventType === 'TaskFailed');
+    expect(failed).toEqual([expect.objectContaining({ Reason: "injected fault before activity 'commit'" })]);
+    expect(historyTypes('fault-before').filter((t) => t === 'TaskCompleted')).toHaveLength(1);
+  });
+
+  it('fails an attempt after the activity committed: its side effect stays, and the retry repeats it', async () => {
+    faults.arm('commit', 'after');
+    host.durable.startNew('committing', { instanceId: 'fault-after', input: 'k-after' });
+    const final = await host.durable.waitForCompletion('fault-after', 5000);
+    expect(final).toMatchObject({ runtimeStatus: 'Completed', output: 'k-after committed' });
+    expect(observed.commits.get('k-after')).toBe(2);
+    expect(faults.passes('commit', 'before')).toBe(2);
+    expect(faults.passes('commit', 'after')).toBe(2);
+    const types = historyTypes('fault-after');
+    expect(types.filter((t) => t === 'TaskFailed')).toHaveLength(1);
+    expect(types.filter((t) => t === 'TaskCompleted')).toHaveLength(1);
+  });
+
+  it('fails the orchestration like any activity failure once the retries are used up', async () => {
+    faults.arm('Commit', 'before', 3); // function names are case-insensitive
+    host.durable.startNew('committing', { instanceId: 'fault-doomed', input: 'k-doomed' });
+    const final = await host.durable.waitForCompletion('fault-doomed', 5000);
+    expect(final.runtimeStatus).toBe('Failed');
+    expect(String(final.output)).toContain("injected fault before activity 'commit'");
+    expect(observed.commits.has('k-doomed')).toBe(false);
+    expect(faults.passes('commit')).toBe(3);
+    expect(faults.passes('commit', 'after')).toBe(0);
+    expect(historyTypes('fault-doomed').filter((t) => t === 'TaskFailed')).toHaveLength(3);
+  });
+
+  it('only counts unarmed passes, and sees nothing once removed', async () => {
+    host.durable.startNew('committing', { instanceId: 'fault-none', input: 'k-none' });
+    expect((await host.durable.waitForCompletion('fault-none', 5000)).runtimeStatus).toBe('Completed');
+    expect([faults.passes('commit', 'before'), faults.passes('commit', 'after')]).toEqual([1, 1]);
+    expect(historyTypes('fault-none')).not.toContain('TaskFailed');
+
+    host.durable.interceptActivities(undefined);
+    faults.arm('commit', 'before');
+    host.durable.startNew('committing', { instanceId: 'fault-removed', input: 'k-removed' });
+    expect((await host.durable.waitForCompletion('fault-removed', 5000)).runtimeStatus).toBe('Completed');
+    expect(faults.passes('commit')).toBe(1);
+    host.durable.interceptActivities(faults);
   });
 });
 
