@@ -6,12 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { getAppContext } from '../shared/app-context';
+import { usageKeys } from '../shared/adapters/redis-usage-buffer';
+import { appServices } from '../shared/config/composition';
+import { COSMOS_CONTAINERS } from '../shared/contracts/storage';
 import type { ChargebackRunSummary } from '../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../shared/chargeback/run';
-import type { UsageEvent } from '../shared/usage';
-import { windowStart } from '../shared/usage';
-import { usageKeys } from '../shared/usage-recorder';
+import type { UsageEvent } from '../shared/contracts/usage-event';
+import { windowId, windowStart } from '../shared/contracts/window';
 import { startLocalStack } from '../local/stack';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -77,7 +78,7 @@ function syntheticEvent(i: number, window: Date, r: Generator<number>): UsageEve
 
 async function fill(redis: Redis, window: Date): Promise<number> {
   const r = random(42);
-  const key = usageKeys.events(window);
+  const key = usageKeys.events(windowId(window));
   let bytes = 0;
   for (let i = 0; i < EVENTS; i += 1_000) {
     const args: string[] = [];
@@ -118,11 +119,11 @@ async function main(): Promise<void> {
     readSettingsFile: false,
   });
   try {
-    const app = await getAppContext();
+    const app = await appServices();
     const redis = new Redis(process.env.REDIS_URL as string);
     // A closed window (an hour ago), so the run picks it up at once.
     const window = windowStart(new Date(Date.now() - 3_600_000));
-    const key = usageKeys.events(window);
+    const key = usageKeys.events(windowId(window));
     console.error(`filling one window with ${EVENTS.toLocaleString('en-US')} events...`);
     const bytes = await fill(redis, window);
     const floor = await readFloor(redis, key);
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
     const { resources } = await app
       .cosmos()
       .database(app.config.cosmos.database)
-      .container('usage')
+      .container(COSMOS_CONTAINERS.usage.id)
       .items.query<number>({
         query: 'SELECT VALUE COUNT(1) FROM c WHERE c.month = @m AND c.type = "usage"',
         parameters: [{ name: '@m', value: month }],

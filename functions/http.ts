@@ -1,19 +1,31 @@
 import { randomUUID } from 'node:crypto';
-import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { ATTRIBUTION_HEADERS } from '../shared/attribution';
-import { ApiError, ensureError } from '../shared/errors';
+import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { ApiError, ensureError, internalError } from '../shared/contracts/api-errors';
+import { correlationIdOf } from '../shared/metering/attribution';
 
 /** Maps any error to the Azure OpenAI error shape, once; unexpected errors are logged, not leaked. */
 export function errorResponse(error: unknown, context: InvocationContext): HttpResponseInit {
-  if (error instanceof ApiError) return { status: error.status, jsonBody: error.toBody() };
+  if (error instanceof ApiError) {
+    return {
+      status: error.status,
+      jsonBody: error.toBody(),
+      ...(Object.keys(error.headers).length > 0 ? { headers: error.headers } : {}),
+    };
+  }
   context.error('Unhandled error:', ensureError(error));
-  return {
-    status: 500,
-    jsonBody: new ApiError(
-      500,
-      'InternalServerError',
-      'The server had an error while processing your request.',
-    ).toBody(),
+  return { status: 500, jsonBody: internalError().toBody() };
+}
+
+/** Every HTTP function's handler goes through here: one place maps errors to responses. */
+export function withErrors(
+  handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>,
+): HttpHandler {
+  return async (request, context) => {
+    try {
+      return await handler(request, context);
+    } catch (error) {
+      return errorResponse(error, context);
+    }
   };
 }
 
@@ -45,7 +57,6 @@ export async function readBodyWithin(request: HttpRequest, limit: number): Promi
 }
 
 /** The id that makes a retried request count once: APIM's request id, else a new one. */
-export function correlationIdOf(request: HttpRequest): string {
-  const fromGateway = request.headers.get(ATTRIBUTION_HEADERS.requestId)?.trim();
-  return fromGateway && /^[\w.:-]{1,128}$/.test(fromGateway) ? fromGateway : randomUUID();
+export function correlationIdFor(request: HttpRequest): string {
+  return correlationIdOf(request.headers, randomUUID);
 }

@@ -12,10 +12,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { AzureOpenAI } from 'openai';
-import { ATTRIBUTION_HEADERS } from '../shared/attribution';
+import { GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 import type { ChargebackRunSummary } from '../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../shared/chargeback/run';
-import { windowEnd, windowStart } from '../shared/usage';
+import { windowEnd, windowStart } from '../shared/contracts/window';
 import { startLocalStack } from './stack';
 
 interface Caller {
@@ -144,10 +144,10 @@ async function main(): Promise<void> {
         defaultHeaders: {
           // What APIM adds: the function key, the backend secret, the caller's attribution.
           'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-          [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET ?? '',
-          [ATTRIBUTION_HEADERS.subscription]: caller.subscription,
-          [ATTRIBUTION_HEADERS.app]: caller.app,
-          ...(caller.department ? { [ATTRIBUTION_HEADERS.department]: caller.department } : {}),
+          [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
+          [GATEWAY_HEADERS.subscription]: caller.subscription,
+          [GATEWAY_HEADERS.app]: caller.app,
+          ...(caller.department ? { [GATEWAY_HEADERS.department]: caller.department } : {}),
         },
       });
     const clients = new Map(CALLERS.map((c) => [c, clientFor(c)]));
@@ -194,8 +194,8 @@ async function main(): Promise<void> {
     const reports = `${stack.host.url}/api/reports`;
     const financeHeaders = {
       'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-      [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET ?? '',
-      [ATTRIBUTION_HEADERS.roles]: 'Chargeback.Finance',
+      [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
+      [GATEWAY_HEADERS.roles]: 'Chargeback.Finance',
     };
     const json = (await (
       await fetch(`${reports}/monthly/${month}/chargeback-${month}.json`, { headers: financeHeaders })

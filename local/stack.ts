@@ -4,7 +4,8 @@ import { LocalFunctionsHost } from './host/host';
 import { findAppRoot, resolveEntryModules } from './host/app-entry';
 import { installFunctionsCore } from './host/install-core';
 import { startAzurite } from './services/azurite';
-import { startCosmos } from './services/cosmos';
+import { createLocalCosmosClient, startCosmos } from './services/cosmos';
+import { provisionBlobContainers, provisionCosmos } from './services/provision';
 import { startRedis } from './services/redis';
 import type { OpenAiSimulator } from './simulators/openai';
 import { startOpenAiSimulator } from './simulators/openai';
@@ -108,6 +109,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       const azurite = await startAzurite({ dataDir: dir });
       env.STORAGE_CONNECTION_STRING = azurite.connectionString;
       env.AzureWebJobsStorage ||= azurite.connectionString;
+      await provisionBlobContainers(azurite.connectionString, env.REPORTS_CONTAINER).catch(
+        async (error: unknown) => {
+          await azurite.stop();
+          throw error;
+        },
+      );
       return {
         name: 'Azurite',
         url: azurite.blobEndpoint,
@@ -121,6 +128,15 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     env.COSMOS_ENDPOINT = cosmos.endpoint;
     env.COSMOS_KEY = cosmos.key;
     env.COSMOS_ALLOW_SELF_SIGNED_CERT = 'true';
+    const client = createLocalCosmosClient(cosmos.endpoint, cosmos.key);
+    try {
+      await provisionCosmos(client, env.COSMOS_DATABASE);
+    } catch (error) {
+      await cosmos.stop();
+      throw error;
+    } finally {
+      client.dispose();
+    }
     return {
       name: 'Cosmos DB emulator',
       url: cosmos.endpoint,

@@ -1,8 +1,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import type { LocalStack } from '../local/stack';
-import { ATTRIBUTION_HEADERS } from '../shared/attribution';
+import { usageKeys } from '../shared/adapters/redis-usage-buffer';
+import { appServices } from '../shared/config/composition';
+import type { UsageEvent } from '../shared/contracts/usage-event';
+import { usageEventSchema } from '../shared/contracts/usage-event';
+import { windowEnd, windowId, windowStart } from '../shared/contracts/window';
+import { GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 import { startLocalStack } from '../local/stack';
 
 /**
@@ -52,15 +58,45 @@ export function gatewayHeaders(
 ): Record<string, string> {
   const all: Record<string, string | undefined> = {
     'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET,
-    [ATTRIBUTION_HEADERS.subscription]: caller.subscription,
-    [ATTRIBUTION_HEADERS.app]: caller.app,
-    [ATTRIBUTION_HEADERS.department]: caller.department,
-    [ATTRIBUTION_HEADERS.user]: caller.user,
-    [ATTRIBUTION_HEADERS.requestId]: requestId,
+    [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET,
+    [GATEWAY_HEADERS.subscription]: caller.subscription,
+    [GATEWAY_HEADERS.app]: caller.app,
+    [GATEWAY_HEADERS.department]: caller.department,
+    [GATEWAY_HEADERS.user]: caller.user,
+    [GATEWAY_HEADERS.requestId]: requestId,
     ...overrides,
   };
   return Object.fromEntries(
     Object.entries(all).filter((entry): entry is [string, string] => entry[1] !== undefined),
   );
+}
+
+/** When this test file's process started: the earliest window any of its requests could land in. */
+const TESTS_STARTED = new Date();
+
+/**
+ * Every usage event recorded for a request id: in Redis (live events) and in the spool, in every
+ * window from when the tests started until now. A check that nothing was recorded therefore
+ * cannot pass by looking at the wrong window or the wrong store.
+ */
+export async function recordedEvents(
+  redis: Redis,
+  id: string,
+  since: Date = TESTS_STARTED,
+): Promise<UsageEvent[]> {
+  const spool = (await appServices()).spool();
+  const found: UsageEvent[] = [];
+  for (let w = windowStart(since); w.getTime() <= Date.now(); w = windowEnd(w)) {
+    const json = await redis.hget(usageKeys.events(windowId(w)), id);
+    if (json) found.push(usageEventSchema.parse(JSON.parse(json)));
+    for (const event of await spool.eventsOf(windowId(w))) if (event.id === id) found.push(event);
+  }
+  return found;
+}
+
+/** The one usage event recorded for a request id, or undefined; more than one is a double count. */
+export async function recordedEvent(redis: Redis, id: string): Promise<UsageEvent | undefined> {
+  const events = await recordedEvents(redis, id);
+  if (events.length > 1) throw new Error(`request ${id} was recorded ${events.length} times`);
+  return events[0];
 }

@@ -1,18 +1,11 @@
 import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import * as df from 'durable-functions';
-import type { OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import type { ChargebackRunSummary, PeriodRef, WindowOutcome } from '../../shared/chargeback/run';
-import {
-  aggregateWindow,
-  CHARGEBACK_ORCHESTRATION,
-  findPendingWindows,
-  periodsOf,
-  releaseBatch,
-  runInstanceId,
-  writePeriodReports,
-} from '../../shared/chargeback/run';
-import type { WindowBatch } from '../../shared/chargeback/usage-batches';
+import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from 'durable-functions';
+import type { StepLogger, WindowBatch } from '../../shared/chargeback/ports';
+import type { ChargebackRunSummary, WindowOutcome } from '../../shared/chargeback/run';
+import { CHARGEBACK_ORCHESTRATION, periodsOf, runInstanceId } from '../../shared/chargeback/run';
+import { appServices } from '../../shared/config/composition';
 
 /**
  * Every 15 minutes: find the closed windows still holding raw usage, aggregate each into Cosmos
@@ -25,12 +18,27 @@ const ACTIVITY_RETRY = new df.RetryOptions(2_000, 5);
 ACTIVITY_RETRY.backoffCoefficient = 2;
 ACTIVITY_RETRY.maxRetryIntervalInMilliseconds = 60_000;
 
-const ACTIVITIES = {
+export const CHARGEBACK_ACTIVITIES = {
   find: 'chargebackFindWindows',
   aggregate: 'chargebackAggregateWindow',
   report: 'chargebackWriteReports',
   release: 'chargebackReleaseBatch',
 } as const;
+
+export interface RunInput {
+  /** Normally absent ("now"). A drill or the demo may pass a later instant to close the current window early. */
+  asOf?: string;
+}
+export interface FindInput {
+  asOf: string;
+}
+export interface AggregateInput {
+  windowId: string;
+  proposedBatch: string;
+}
+/** A period id: YYYY-MM (month to date) or YYYY-MM-DD. */
+export type ReportInput = string;
+export type ReleaseInput = WindowBatch;
 
 /** Task.all of nothing is an error in durable-functions; an empty list is simply done. */
 function* all(context: OrchestrationContext, tasks: df.Task[]): Generator<df.Task, unknown[], unknown> {
@@ -38,27 +46,26 @@ function* all(context: OrchestrationContext, tasks: df.Task[]): Generator<df.Tas
   return (yield context.df.Task.all(tasks)) as unknown[];
 }
 
-const orchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
-  // Normally "now". A drill or the demo may pass a later `asOf` to close the current window early:
-  // safe, since events that arrive after a window's release start a new batch and add to it.
-  const requested = context.df.getInput<{ asOf?: unknown } | undefined>()?.asOf;
+export const chargebackOrchestrator: OrchestrationHandler = function* (context: OrchestrationContext) {
+  // A later `asOf` is safe: events that arrive after a window's release start a new batch and add to it.
+  const requested = context.df.getInput<RunInput | undefined>()?.asOf;
   const asOf =
     typeof requested === 'string' && !Number.isNaN(Date.parse(requested))
       ? new Date(requested).toISOString()
       : context.df.currentUtcDateTime.toISOString();
   context.df.setCustomStatus({ phase: 'finding windows' });
-  const windows = (yield context.df.callActivityWithRetry(ACTIVITIES.find, ACTIVITY_RETRY, {
+  const windows = (yield context.df.callActivityWithRetry(CHARGEBACK_ACTIVITIES.find, ACTIVITY_RETRY, {
     asOf,
-  })) as string[];
+  } satisfies FindInput)) as string[];
 
   context.df.setCustomStatus({ phase: 'aggregating', windows: windows.length });
   const outcomes = (yield* all(
     context,
     windows.map((windowId) =>
-      context.df.callActivityWithRetry(ACTIVITIES.aggregate, ACTIVITY_RETRY, {
+      context.df.callActivityWithRetry(CHARGEBACK_ACTIVITIES.aggregate, ACTIVITY_RETRY, {
         windowId,
         proposedBatch: context.df.instanceId,
-      }),
+      } satisfies AggregateInput),
     ),
   )) as WindowOutcome[];
 
@@ -66,7 +73,13 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
   context.df.setCustomStatus({ phase: 'reporting', periods: periods.length });
   const reports = (yield* all(
     context,
-    periods.map((period) => context.df.callActivityWithRetry(ACTIVITIES.report, ACTIVITY_RETRY, period)),
+    periods.map((period) =>
+      context.df.callActivityWithRetry(
+        CHARGEBACK_ACTIVITIES.report,
+        ACTIVITY_RETRY,
+        period satisfies ReportInput,
+      ),
+    ),
   )) as string[][];
 
   // Raw data goes only once everything computed from it is committed.
@@ -74,10 +87,10 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
   yield* all(
     context,
     outcomes.map((outcome) =>
-      context.df.callActivityWithRetry(ACTIVITIES.release, ACTIVITY_RETRY, {
+      context.df.callActivityWithRetry(CHARGEBACK_ACTIVITIES.release, ACTIVITY_RETRY, {
         windowId: outcome.windowId,
         batch: outcome.batch,
-      } satisfies WindowBatch),
+      } satisfies ReleaseInput),
     ),
   );
   const summary: ChargebackRunSummary = {
@@ -92,48 +105,62 @@ const orchestrator: OrchestrationHandler = function* (context: OrchestrationCont
   return summary;
 };
 
-df.app.orchestration(CHARGEBACK_ORCHESTRATION, orchestrator);
-df.app.activity(ACTIVITIES.find, {
-  handler: (input: { asOf: string }) => findPendingWindows(new Date(input.asOf)),
-});
-df.app.activity(ACTIVITIES.aggregate, {
-  handler: (input: { windowId: string; proposedBatch: string }) =>
-    aggregateWindow(input.windowId, input.proposedBatch),
-});
-df.app.activity(ACTIVITIES.report, { handler: (period: PeriodRef) => writePeriodReports(period) });
-df.app.activity(ACTIVITIES.release, { handler: (batch: WindowBatch) => releaseBatch(batch) });
+function logger(context: InvocationContext): StepLogger {
+  return {
+    info: (message) => context.log(message),
+    warn: (message) => context.warn(message),
+    error: (message) => context.error(message),
+  };
+}
+
+export const findWindows: ActivityHandler = async (input: FindInput) =>
+  (await appServices()).chargeback().findPendingWindows(new Date(input.asOf));
+
+export const aggregateWindow: ActivityHandler = async (input: AggregateInput, context: InvocationContext) =>
+  (await appServices()).chargeback().aggregateWindow(input.windowId, input.proposedBatch, logger(context));
+
+export const writeReports: ActivityHandler = async (period: ReportInput) =>
+  (await appServices()).chargeback().writePeriodReports(period);
+
+export const releaseBatch: ActivityHandler = async (batch: ReleaseInput) =>
+  (await appServices()).chargeback().releaseBatch(batch);
+
+/** One run per quarter hour, by id; never two at once. */
+export async function startChargebackRun(_timer: Timer, context: InvocationContext): Promise<void> {
+  const client = df.getClient(context);
+  // A timer that fires twice for the same slot starts nothing new.
+  const instanceId = runInstanceId(new Date());
+  const existing = await client.getStatus(instanceId).catch(() => undefined);
+  if (existing?.runtimeStatus) {
+    context.log(`Chargeback run ${instanceId} already exists (${existing.runtimeStatus}).`);
+    return;
+  }
+  // A run still in progress (a long catch-up) is not overlapped: the next slot picks up the rest.
+  const running = (
+    await client.getStatusBy({
+      runtimeStatus: [
+        df.OrchestrationRuntimeStatus.Running,
+        df.OrchestrationRuntimeStatus.Pending,
+        df.OrchestrationRuntimeStatus.ContinuedAsNew,
+      ],
+    })
+  ).filter((status) => status.name === CHARGEBACK_ORCHESTRATION);
+  if (running.length > 0) {
+    context.log(`Chargeback run ${running[0]?.instanceId} is still in progress; not starting another.`);
+    return;
+  }
+  await client.startNew(CHARGEBACK_ORCHESTRATION, { instanceId });
+  context.log(`Started chargeback run ${instanceId}.`);
+}
+
+df.app.orchestration(CHARGEBACK_ORCHESTRATION, chargebackOrchestrator);
+df.app.activity(CHARGEBACK_ACTIVITIES.find, { handler: findWindows });
+df.app.activity(CHARGEBACK_ACTIVITIES.aggregate, { handler: aggregateWindow });
+df.app.activity(CHARGEBACK_ACTIVITIES.report, { handler: writeReports });
+df.app.activity(CHARGEBACK_ACTIVITIES.release, { handler: releaseBatch });
 
 app.timer('chargebackTimer', {
   schedule: '0 */15 * * * *',
   extraInputs: [df.input.durableClient()],
-  handler: async (_timer: Timer, context: InvocationContext): Promise<void> => {
-    const client = df.getClient(context);
-    // One run per quarter hour, by id: a timer that fires twice for the same slot starts nothing new.
-    const instanceId = runInstanceId(new Date());
-    const existing = await client.getStatus(instanceId).catch(() => undefined);
-    if (existing?.runtimeStatus) {
-      context.log(`Chargeback run ${instanceId} already exists (${existing.runtimeStatus}).`);
-      return;
-    }
-    // A run still in progress (a long catch-up) is not overlapped: the next slot picks up the rest.
-    const running = (
-      await client.getStatusBy({
-        runtimeStatus: [
-          df.OrchestrationRuntimeStatus.Running,
-          df.OrchestrationRuntimeStatus.Pending,
-          df.OrchestrationRuntimeStatus.ContinuedAsNew,
-        ],
-      })
-    ).filter(
-      (status) =>
-        status.name === CHARGEBACK_ORCHESTRATION &&
-        ['Running', 'Pending', 'ContinuedAsNew'].includes(String(status.runtimeStatus)),
-    );
-    if (running.length > 0) {
-      context.log(`Chargeback run ${running[0]?.instanceId} is still in progress; not starting another.`);
-      return;
-    }
-    await client.startNew(CHARGEBACK_ORCHESTRATION, { instanceId });
-    context.log(`Started chargeback run ${instanceId}.`);
-  },
+  handler: startChargebackRun,
 });

@@ -1,17 +1,16 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { app } from '@azure/functions';
-import { getAppContext } from '../../shared/app-context';
-import { checkHealth } from '../../shared/health';
-import { dependencyProbes } from '../../shared/health-probes';
+import { checkHealth } from '../../shared/adapters/health';
+import { appServices } from '../../shared/config/composition';
 
 export async function getHealth(
   _request: HttpRequest,
   context: InvocationContext,
 ): Promise<HttpResponseInit> {
-  const appContext = await getAppContext();
+  const services = await appServices();
   const report = await checkHealth(
-    dependencyProbes(appContext),
-    appContext.config.healthCheckTimeoutMs,
+    services.healthProbes(),
+    services.config.healthCheckTimeoutMs,
     (dependency, error) => context.warn(`Health probe '${dependency}' failed:`, error),
   );
   return {

@@ -1,69 +1,53 @@
-import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { app } from '@azure/functions';
-import { getAppContext } from '../../shared/app-context';
-import { readAttribution } from '../../shared/attribution';
-import type { SpeechCallContext } from '../../shared/speech-proxy';
-import { recognizeShortAudio, synthesizeSpeech } from '../../shared/speech-proxy';
-import { correlationIdOf, errorResponse, readBodyWithin } from '../http';
+import { appServices } from '../../shared/config/composition';
+import { readAttribution } from '../../shared/metering/attribution';
+import type { SpeechCallContext } from '../../shared/metering/speech-proxy';
+import { recognizeShortAudio, synthesizeSpeech } from '../../shared/metering/speech-proxy';
+import { correlationIdFor, readBodyWithin, withErrors } from '../http';
 
-async function callContext(
-  request: HttpRequest,
-  startedAt: number,
-): Promise<SpeechCallContext & { maxBytes: number }> {
-  const appContext = await getAppContext();
-  const { config } = appContext;
+/** Largest SSML or text body accepted for synthesis. */
+const MAX_SYNTHESIS_BODY_BYTES = 256 * 1024;
+
+async function callContext(request: HttpRequest, startedAt: number): Promise<SpeechCallContext> {
+  const services = await appServices();
+  const { config } = services;
   return {
     attribution: readAttribution(request.headers, config.proxy.gatewaySecret),
-    correlationId: correlationIdOf(request),
+    correlationId: correlationIdFor(request),
     startedAt,
-    record: (event) => appContext.recordUsage(event),
-    target: { endpoint: config.speech.endpoint, region: config.speech.region, key: config.speech.key },
+    record: (event) => services.recordUsage(event),
+    upstream: services.speechUpstream(),
     limits: config.speech,
-    maxBytes: config.speech.maxAudioBytes,
   };
 }
 
-export async function postRecognition(
-  request: HttpRequest,
-  context: InvocationContext,
-): Promise<HttpResponseInit> {
-  try {
-    const call = await callContext(request, Date.now());
-    const result = await recognizeShortAudio(
-      {
-        contentType: request.headers.get('content-type'),
-        audio: await readBodyWithin(request, call.maxBytes),
-        language: request.query.get('language'),
-        format: request.query.get('format'),
-      },
-      call,
-    );
-    return result;
-  } catch (error) {
-    return errorResponse(error, context);
-  }
-}
+export const postRecognition = withErrors(async (request: HttpRequest): Promise<HttpResponseInit> => {
+  const call = await callContext(request, Date.now());
+  return recognizeShortAudio(
+    {
+      contentType: request.headers.get('content-type'),
+      audio: await readBodyWithin(request, call.limits.maxAudioBytes),
+      language: request.query.get('language'),
+      format: request.query.get('format'),
+    },
+    call,
+  );
+});
 
-export async function postSynthesis(
-  request: HttpRequest,
-  context: InvocationContext,
-): Promise<HttpResponseInit> {
-  try {
-    const call = await callContext(request, Date.now());
-    const body = await readBodyWithin(request, 256 * 1024);
-    return await synthesizeSpeech(
-      {
-        contentType: request.headers.get('content-type'),
-        body: Buffer.from(body).toString('utf8'),
-        outputFormat: request.headers.get('x-microsoft-outputformat'),
-        voice: request.query.get('voice'),
-      },
-      call,
-    );
-  } catch (error) {
-    return errorResponse(error, context);
-  }
-}
+export const postSynthesis = withErrors(async (request: HttpRequest): Promise<HttpResponseInit> => {
+  const call = await callContext(request, Date.now());
+  const body = await readBodyWithin(request, MAX_SYNTHESIS_BODY_BYTES);
+  return synthesizeSpeech(
+    {
+      contentType: request.headers.get('content-type'),
+      body: Buffer.from(body).toString('utf8'),
+      outputFormat: request.headers.get('x-microsoft-outputformat'),
+      voice: request.query.get('voice'),
+    },
+    call,
+  );
+});
 
 // Azure Speech's own REST paths (short-audio recognition and synthesis).
 app.http('speechRecognition', {

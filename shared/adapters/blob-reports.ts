@@ -6,97 +6,47 @@ import {
   SASProtocol,
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
-import type { ChargebackReport } from './model';
-import { renderCsv, renderHtml, renderJson } from './render';
+import type { Quarantine, RenderedReportFile, ReportStore, WindowBatch } from '../chargeback/ports';
+import type { ReportFile } from '../contracts/report-paths';
+import { parseReportPath, reportPrefix } from '../contracts/report-paths';
+import type { ReportKind } from '../contracts/report-period';
 
 /**
- * Reports in Blob Storage (container `reports`):
- *   monthly/<YYYY-MM>/chargeback-<YYYY-MM>.{csv,json,html}        month to date, rewritten each run
- *   daily/<YYYY-MM-DD>/chargeback-<YYYY-MM-DD>.{csv,json,html}
- *   <same folder>/departments/<department>.{csv,json}                one department's lines
- * Each file is written with a single Put Blob, which Blob Storage commits atomically: a reader
- * sees the old content or the new, never a half-written file. A file whose content is unchanged
- * (same SHA-256 in its metadata) is not rewritten.
+ * Reports in Blob Storage (paths in contracts/report-paths.ts). Each file is written with a single
+ * Put Blob, which Blob Storage commits atomically: a reader sees the old content or the new, never
+ * a half-written file. A file whose content is unchanged (same SHA-256 in its metadata) is not
+ * rewritten. The container comes from the deployment (or the local stack).
  */
+export class BlobReportStore implements ReportStore {
+  constructor(private readonly container: ContainerClient) {}
 
-export const REPORT_PATH =
-  /^(monthly\/(\d{4}-\d{2})\/chargeback-\2|daily\/(\d{4}-\d{2}-\d{2})\/chargeback-\3)\.(csv|json|html)$|^(monthly\/\d{4}-\d{2}|daily\/\d{4}-\d{2}-\d{2})\/departments\/([a-z0-9][a-z0-9._-]{0,63})\.(csv|json)$/;
-
-const CONTENT_TYPES = {
-  csv: 'text/csv; charset=utf-8',
-  json: 'application/json; charset=utf-8',
-  html: 'text/html; charset=utf-8',
-} as const;
-
-export function reportFolder(report: Pick<ChargebackReport, 'period'>): string {
-  return `${report.period.kind === 'month' ? 'monthly' : 'daily'}/${report.period.id}`;
-}
-
-export function reportFiles(
-  report: ChargebackReport,
-): Array<{ path: string; content: string; department?: string }> {
-  const folder = reportFolder(report);
-  const base = `${folder}/chargeback-${report.period.id}`;
-  const files: Array<{ path: string; content: string; department?: string }> = [
-    { path: `${base}.csv`, content: renderCsv(report) },
-    { path: `${base}.json`, content: renderJson(report) },
-    { path: `${base}.html`, content: renderHtml(report) },
-  ];
-  for (const { department } of report.departments) {
-    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(department)) continue; // not a safe file name: in the main files only
-    const lines = report.lines.filter((l) => l.department === department);
-    files.push(
-      { path: `${folder}/departments/${department}.csv`, content: renderCsv(report, lines), department },
-      { path: `${folder}/departments/${department}.json`, content: renderJson(report, lines), department },
+  async write(files: readonly RenderedReportFile[]): Promise<string[]> {
+    await Promise.all(
+      files.map(async (file) => {
+        const blob = this.container.getBlockBlobClient(file.path);
+        const existing = await blob.getProperties().catch((error: { statusCode?: number }) => {
+          if (error.statusCode === 404) return undefined;
+          throw error;
+        });
+        if (existing?.metadata?.sha256 === file.metadata.sha256) return;
+        const body = Buffer.from(file.content, 'utf8');
+        await blob.upload(body, body.byteLength, {
+          blobHTTPHeaders: {
+            blobContentType: file.contentType,
+            ...(file.attachment
+              ? { blobContentDisposition: `attachment; filename="${file.path.split('/').join('_')}"` }
+              : {}),
+          },
+          metadata: file.metadata,
+        });
+      }),
     );
+    return files.map((f) => f.path);
   }
-  return files;
 }
 
-/** Writes the report's files; returns their paths. Idempotent and byte-identical on reruns. */
-export async function writeReport(container: ContainerClient, report: ChargebackReport): Promise<string[]> {
-  const files = reportFiles(report);
-  await Promise.all(
-    files.map(async ({ path, content, department }) => {
-      const body = Buffer.from(content, 'utf8');
-      const sha256 = createHash('sha256').update(body).digest('hex');
-      const blob = container.getBlockBlobClient(path);
-      const existing = await blob.getProperties().catch((error: { statusCode?: number }) => {
-        if (error.statusCode === 404) return undefined;
-        throw error;
-      });
-      if (existing?.metadata?.sha256 === sha256) return;
-      const format = path.slice(path.lastIndexOf('.') + 1) as keyof typeof CONTENT_TYPES;
-      await blob.upload(body, body.byteLength, {
-        blobHTTPHeaders: {
-          blobContentType: CONTENT_TYPES[format],
-          ...(format === 'html'
-            ? {}
-            : { blobContentDisposition: `attachment; filename="${path.split('/').join('_')}"` }),
-        },
-        metadata: {
-          kind: report.period.kind,
-          period: report.period.id,
-          datathrough: report.dataThrough,
-          currency: report.currency,
-          total: department
-            ? (report.departments.find((d) => d.department === department)?.total ?? '0.00')
-            : report.total,
-          ...(department ? { department } : {}),
-          sha256,
-        },
-      });
-    }),
-  );
-  return files.map((f) => f.path);
-}
-
-export interface ReportListing {
+export interface ReportListing extends ReportFile {
   path: string;
-  kind: 'monthly' | 'daily';
-  period: string;
-  department?: string;
-  format: 'csv' | 'json' | 'html';
   size: number;
   lastModified: string;
   contentType?: string;
@@ -106,24 +56,17 @@ export interface ReportListing {
 /** The reports there are, optionally for one period (month or day), kind and department. */
 export async function listReports(
   container: ContainerClient,
-  filter: { period?: string; kind?: 'monthly' | 'daily'; department?: string },
+  filter: { period?: string; kind?: ReportKind; department?: string },
 ): Promise<ReportListing[]> {
-  const kind =
-    filter.kind ?? (filter.period ? (filter.period.length === 7 ? 'monthly' : 'daily') : undefined);
-  const prefix = kind ? `${kind}/${filter.period ? `${filter.period}/` : ''}` : '';
   const found: ReportListing[] = [];
   if (!(await container.exists())) return found;
-  for await (const blob of container.listBlobsFlat({ prefix, includeMetadata: true })) {
-    const match = REPORT_PATH.exec(blob.name);
-    if (!match) continue;
-    const department = match[6];
-    if (filter.department && department !== filter.department) continue;
+  for await (const blob of container.listBlobsFlat({ prefix: reportPrefix(filter), includeMetadata: true })) {
+    const file = parseReportPath(blob.name);
+    if (!file) continue;
+    if (filter.department && file.department !== filter.department) continue;
     found.push({
       path: blob.name,
-      kind: blob.name.startsWith('monthly/') ? 'monthly' : 'daily',
-      period: blob.name.split('/')[1] as string,
-      ...(department ? { department } : {}),
-      format: blob.name.slice(blob.name.lastIndexOf('.') + 1) as ReportListing['format'],
+      ...file,
       size: blob.properties.contentLength ?? 0,
       lastModified: (blob.properties.lastModified ?? new Date(0)).toISOString(),
       ...(blob.properties.contentType ? { contentType: blob.properties.contentType } : {}),
@@ -162,4 +105,19 @@ export async function reportReadLink(
     service.accountName,
   );
   return { url: `${blob.url}?${sas.toString()}`, expiresAt: expiresOn.toISOString() };
+}
+
+/** Raw events that failed the usage schema, one blob each at `<window>/<batch>/<sha256>.json` (idempotent). */
+export class BlobQuarantine implements Quarantine {
+  constructor(private readonly container: ContainerClient) {}
+
+  async put(batch: WindowBatch, invalid: ReadonlyArray<{ raw: string; problem: string }>): Promise<void> {
+    for (const { raw, problem } of invalid) {
+      const name = `${batch.windowId}/${batch.batch}/${createHash('sha256').update(raw).digest('hex')}.json`;
+      await this.container.getBlockBlobClient(name).upload(raw, Buffer.byteLength(raw), {
+        metadata: { problem: problem.slice(0, 1000).replace(/[^\x20-\x7e]/g, '?') },
+        blobHTTPHeaders: { blobContentType: 'application/json' },
+      });
+    }
+  }
 }

@@ -1,17 +1,17 @@
 import type { ContainerClient } from '@azure/storage-blob';
-import type { UsageSpool } from './usage-recorder';
-import type { UsageEvent } from './usage';
-import { usageEventSchema, windowId } from './usage';
-
-export const USAGE_SPOOL_CONTAINER = 'usage-spool';
+import type { SpooledUsage } from '../chargeback/ports';
+import type { UsageEvent } from '../contracts/usage-event';
+import { usageEventSchema } from '../contracts/usage-event';
+import { isWindowId, windowId } from '../contracts/window';
+import type { UsageSpool } from '../metering/usage-recorder';
 
 /**
  * The fallback store for usage events when Redis is unavailable: one blob per event at
- * `<window>/<event id>.json`, created only if absent, so a retried write never duplicates.
+ * `<window id>/<event id>.json` in the spool container, created only if absent, so a retried
+ * write never duplicates. The chargeback claims them into a window's batch and deletes them on
+ * release. The container itself comes from the deployment (or the local stack).
  */
-export class BlobUsageSpool implements UsageSpool {
-  #ready: Promise<unknown> | undefined;
-
+export class BlobUsageSpool implements UsageSpool, SpooledUsage {
   constructor(private readonly container: ContainerClient) {}
 
   static blobName(event: Pick<UsageEvent, 'window' | 'id'>): string {
@@ -19,11 +19,6 @@ export class BlobUsageSpool implements UsageSpool {
   }
 
   async write(event: UsageEvent): Promise<void> {
-    this.#ready ??= this.container.createIfNotExists().catch((error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    await this.#ready;
     const body = JSON.stringify(event);
     try {
       await this.container
@@ -38,14 +33,34 @@ export class BlobUsageSpool implements UsageSpool {
     }
   }
 
-  /** Every spooled event of a window. */
-  async read(window: Date): Promise<UsageEvent[]> {
+  async windows(): Promise<string[]> {
+    const found: string[] = [];
+    for await (const item of this.container.listBlobsByHierarchy('/')) {
+      if (item.kind !== 'prefix') continue;
+      const id = item.name.replace(/\/$/, '');
+      if (isWindowId(id)) found.push(id);
+    }
+    return found;
+  }
+
+  async *names(windowId: string): AsyncGenerator<string> {
+    for await (const blob of this.container.listBlobsFlat({ prefix: `${windowId}/` })) yield blob.name;
+  }
+
+  async read(name: string): Promise<string> {
+    return (await this.container.getBlobClient(name).downloadToBuffer()).toString('utf8');
+  }
+
+  /** Every spooled event of a window (for inspection and tests; the chargeback claims by name). */
+  async eventsOf(windowId: string): Promise<UsageEvent[]> {
     const events: UsageEvent[] = [];
-    if (!(await this.container.exists())) return events;
-    for await (const blob of this.container.listBlobsFlat({ prefix: `${windowId(window)}/` })) {
-      const content = await this.container.getBlobClient(blob.name).downloadToBuffer();
-      events.push(usageEventSchema.parse(JSON.parse(content.toString('utf8'))));
+    for await (const name of this.names(windowId)) {
+      events.push(usageEventSchema.parse(JSON.parse(await this.read(name))));
     }
     return events;
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.container.getBlobClient(name).deleteIfExists();
   }
 }

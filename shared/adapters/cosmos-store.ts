@@ -1,115 +1,78 @@
-import type { Container, CosmosClient, Database } from '@azure/cosmos';
-import type { UsageAggregate } from './model';
-import type { WindowBatch } from './usage-batches';
+import type { Container, CosmosClient } from '@azure/cosmos';
+import type { AggregateStore, BatchRecord, PriceSource, StoredPrice } from '../chargeback/ports';
+import type { UsageAggregate } from '../chargeback/model';
+import { batchPartitionKey, COSMOS_CONTAINERS, usagePartitionKey } from '../contracts/storage';
 
 /**
- * Cosmos DB layout of the chargeback.
- *
- * Container `usage`, partition key `/pk` = `<YYYY-MM>|<department>`: finance reads a month (or a
- * day of it), either for one department (one logical partition) or for all of them (one query
- * fanning out over the departments, a handful of partitions). A logical partition holds one
- * department's month, far below the 20 GB limit (its size grows with windows × apps × models ×
- * meters, never with requests), and writes of a run spread over its departments.
- * A committed batch is recorded as a `batch` document in partition `<YYYY-MM>|~batches`.
- *
- * Container `prices`, partition key `/model`: the admins' price overrides.
+ * The chargeback's Cosmos DB store (layout and partitioning in contracts/storage.ts). The database
+ * and containers come from the deployment (or the local stack): with data-plane RBAC the app's
+ * identity may read and write items but not create containers, so nothing here creates any.
  */
-export const USAGE_CONTAINER = 'usage';
-export const PRICES_CONTAINER = 'prices';
-
-export interface BatchRecord {
-  id: string;
-  pk: string;
-  type: 'batch';
-  windowId: string;
-  batch: string;
-  windowStart: string;
-  windowEnd: string;
-  month: string;
-  day: string;
-  events: number;
-  invalidEvents: number;
-  aggregates: number;
-}
-
-export class ChargebackStore {
-  #ready: Promise<{ usage: Container; prices: Container }> | undefined;
+export class CosmosChargebackStore implements AggregateStore, PriceSource {
+  readonly #usage: Container;
+  readonly #prices: Container;
 
   constructor(
-    private readonly client: CosmosClient,
-    private readonly databaseName: string,
-  ) {}
-
-  containers(): Promise<{ usage: Container; prices: Container }> {
-    this.#ready ??= (async () => {
-      const { database } = await this.client.databases.createIfNotExists({ id: this.databaseName });
-      const create = async (db: Database, id: string, path: string): Promise<Container> =>
-        (await db.containers.createIfNotExists({ id, partitionKey: { paths: [path] } })).container;
-      return {
-        usage: await create(database, USAGE_CONTAINER, '/pk'),
-        prices: await create(database, PRICES_CONTAINER, '/model'),
-      };
-    })().catch((error: unknown) => {
-      this.#ready = undefined;
-      throw error;
-    });
-    return this.#ready;
+    client: CosmosClient,
+    databaseName: string,
+    private readonly concurrency = 16,
+  ) {
+    const database = client.database(databaseName);
+    this.#usage = database.container(COSMOS_CONTAINERS.usage.id);
+    this.#prices = database.container(COSMOS_CONTAINERS.prices.id);
   }
 
   /**
    * Upserts a batch's rows, then its batch record (the commit marker). Idempotent: the ids are
    * deterministic and the content a function of the frozen batch, so a rerun writes the same.
    */
-  async commit(rows: UsageAggregate[], record: BatchRecord, concurrency = 16): Promise<void> {
-    const { usage } = await this.containers();
-    for (let i = 0; i < rows.length; i += concurrency) {
-      await Promise.all(rows.slice(i, i + concurrency).map((row) => usage.items.upsert(row)));
+  async commit(rows: UsageAggregate[], record: BatchRecord): Promise<void> {
+    for (let i = 0; i < rows.length; i += this.concurrency) {
+      await Promise.all(rows.slice(i, i + this.concurrency).map((row) => this.#usage.items.upsert(row)));
     }
-    await usage.items.upsert(record);
+    await this.#usage.items.upsert(record);
   }
 
-  /** The usage rows of a month, or of one day of it; every department unless one is named. */
-  async usage(period: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]> {
-    const { usage } = await this.containers();
+  async usage(filter: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]> {
     const filters = ['c.type = "usage"', 'c.month = @month'];
-    const parameters = [{ name: '@month', value: period.month }];
-    if (period.day) {
+    const parameters = [{ name: '@month', value: filter.month }];
+    if (filter.day) {
       filters.push('c.day = @day');
-      parameters.push({ name: '@day', value: period.day });
+      parameters.push({ name: '@day', value: filter.day });
     }
-    if (period.department) {
+    if (filter.department) {
       filters.push('c.pk = @pk');
-      parameters.push({ name: '@pk', value: `${period.month}|${period.department}` });
+      parameters.push({ name: '@pk', value: usagePartitionKey(filter.month, filter.department) });
     }
-    const { resources } = await usage.items
+    const { resources } = await this.#usage.items
       .query<UsageAggregate>({ query: `SELECT * FROM c WHERE ${filters.join(' AND ')}`, parameters })
       .fetchAll();
-    return resources.map(strip);
+    return resources.map(withoutSystemProperties);
   }
 
-  /** The committed batches of a month (to know how far its data reaches). */
   async batches(month: string): Promise<BatchRecord[]> {
-    const { usage } = await this.containers();
-    const { resources } = await usage.items
+    const { resources } = await this.#usage.items
       .query<BatchRecord>(
         { query: 'SELECT * FROM c WHERE c.type = "batch"', parameters: [] },
-        { partitionKey: batchPartition(month) },
+        { partitionKey: batchPartitionKey(month) },
       )
       .fetchAll();
-    return resources.map(strip);
+    return resources.map(withoutSystemProperties);
   }
-}
 
-export function batchPartition(month: string): string {
-  return `${month}|~batches`;
-}
-
-export function batchRecordId(window: WindowBatch): string {
-  return `batch|${window.windowId}|${window.batch}`;
+  async overrides(): Promise<StoredPrice[]> {
+    const { resources } = await this.#prices.items
+      .query<Record<string, unknown>>('SELECT * FROM c')
+      .fetchAll();
+    return resources.map((document) => ({
+      document: withoutSystemProperties(document),
+      writtenAt: typeof document._ts === 'number' ? new Date(document._ts * 1000) : new Date(),
+    }));
+  }
 }
 
 /** Cosmos system properties (_rid, _etag, _ts...) are not part of the data. */
-function strip<T extends object>(doc: T): T {
+function withoutSystemProperties<T extends object>(doc: T): T {
   const copy = { ...doc } as Record<string, unknown>;
   for (const key of Object.keys(copy)) if (key.startsWith('_')) delete copy[key];
   return copy as T;

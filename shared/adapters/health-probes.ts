@@ -1,10 +1,22 @@
-import type { AppContext } from './app-context';
+import type { CosmosClient } from '@azure/cosmos';
+import type { BlobServiceClient } from '@azure/storage-blob';
+import type { Redis } from 'ioredis';
+import type { AppConfig } from '../config/settings';
 import type { Probe } from './health';
 import { ProbeError } from './health';
 import { whenRedisReady } from './redis-ready';
 
+/** What the probes reach: the app's own clients, so a probe tests the connections the app uses. */
+export interface ProbeTargets {
+  config: AppConfig;
+  redis(): Redis;
+  blobService(): BlobServiceClient;
+  cosmos(): CosmosClient;
+  cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
+}
+
 /** One probe per dependency the app cannot work without. */
-export function dependencyProbes(app: AppContext): Record<string, Probe> {
+export function dependencyProbes(app: ProbeTargets): Record<string, Probe> {
   const { config } = app;
   return {
     redis: async (signal) => {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 export class RedisNotReadyError extends Error {
   constructor() {
@@ -8,7 +8,7 @@ export class RedisNotReadyError extends Error {
 }
 
 /** Waits for the client's connection: commands fail fast while it is down (no offline queue). */
-export function whenRedisReady(redis: Redis, signal: AbortSignal): Promise<void> {
+export function whenRedisReady(redis: Redis | Cluster, signal: AbortSignal): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const done = (error?: Error): void => {

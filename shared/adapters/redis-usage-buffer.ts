@@ -1,7 +1,9 @@
-import type { ContainerClient } from '@azure/storage-blob';
 import type { Cluster, Redis } from 'ioredis';
-import { usageKeys } from '../usage-recorder';
-import { windowEnd } from '../usage';
+import type { UsageEvent } from '../contracts/usage-event';
+import { isWindowId, parseWindowId, WINDOW_ID_SOURCE, windowEnd, windowId } from '../contracts/window';
+import type { SpooledUsage, UsageBuffer, WindowBatch } from '../chargeback/ports';
+import type { LiveUsageBuffer } from '../metering/usage-recorder';
+import { whenRedisReady } from './redis-ready';
 
 /**
  * The raw usage of a window moves through three states, so that no event is lost and none is
@@ -25,15 +27,30 @@ import { windowEnd } from '../usage';
  * new aggregate ids, so it adds to the window instead of overwriting it.
  */
 
-export const USAGE_KEY_PATTERN = 'usage:{w:*}:*';
-const KEY_SHAPE = /^usage:\{w:(\d{8}T\d{4}Z)\}:(events|open|batch:([\w.-]+))$/;
-
-export const batchKeys = {
-  events: (windowId: string): string => `usage:{w:${windowId}}:events`,
-  open: (windowId: string): string => `usage:{w:${windowId}}:open`,
-  batch: (windowId: string, batch: string): string => `usage:{w:${windowId}}:batch:${batch}`,
-  manifest: (windowId: string, batch: string): string => `usage:{w:${windowId}}:batch:${batch}:spool`,
+/**
+ * The key layout: every key of a window carries the `{w:<window id>}` hash tag, so a window's keys
+ * live in one Redis Cluster slot (its Lua scripts and multi-key commands stay single-slot). There
+ * is deliberately no cross-window index (it would live in another slot): windows are found by
+ * scanning every master for the prefix.
+ */
+const PREFIX = 'usage';
+export const usageKeys = {
+  events: (windowId: string): string => `${PREFIX}:{w:${windowId}}:events`,
+  open: (windowId: string): string => `${PREFIX}:{w:${windowId}}:open`,
+  batch: (windowId: string, batch: string): string => `${PREFIX}:{w:${windowId}}:batch:${batch}`,
+  manifest: (windowId: string, batch: string): string => `${PREFIX}:{w:${windowId}}:batch:${batch}:spool`,
+  /** Every usage key of every window, for SCAN. */
+  pattern: `${PREFIX}:{w:*}:*`,
 };
+const KEY_SHAPE = new RegExp(String.raw`^${PREFIX}:\{w:(${WINDOW_ID_SOURCE})\}:(events|open|batch:[\w.-]+)$`);
+
+/** The window id a usage key belongs to, or undefined for any other key. */
+export function windowOfKey(key: string): string | undefined {
+  const id = KEY_SHAPE.exec(key)?.[1];
+  return id !== undefined && isWindowId(id) ? id : undefined;
+}
+
+const BATCH_NAME = /^[\w.-]{1,100}$/;
 
 /** Adopts the window's open batch, or opens `proposed`. */
 const OPEN_BATCH = `
@@ -62,28 +79,37 @@ until cursor == '0'
 redis.call('DEL', KEYS[1])
 return moved`;
 
-export interface WindowBatch {
-  windowId: string;
-  batch: string;
-}
-
-export function windowStartOf(windowId: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z$/.exec(windowId);
-  if (!m) throw new Error(`'${windowId}' is not a window id`);
-  return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5])));
-}
-
 type RedisLike = Redis | Cluster;
 
 function masters(redis: RedisLike): Redis[] {
   return redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
 }
 
-export class UsageBatches {
+/**
+ * The usage buffer in Redis: the proxy's live writes (one HSETNX per event: one round trip, one
+ * slot, idempotent by event id) and the chargeback's claim, read and release of frozen batches.
+ */
+export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
   constructor(
-    private readonly redis: RedisLike,
-    private readonly spool: ContainerClient,
+    private readonly redis: () => RedisLike,
+    private readonly spool: SpooledUsage,
+    /** Longest wait for a (re)connecting client in the chargeback steps. */
+    private readonly readyTimeoutMs = 10_000,
   ) {}
+
+  async write(event: UsageEvent, deadline: AbortSignal): Promise<void> {
+    const redis = this.redis();
+    // Right after start-up or a reconnect the client may still be connecting; it does not queue.
+    if (redis.status !== 'ready') await whenRedisReady(redis, deadline);
+    await redis.hsetnx(usageKeys.events(windowId(new Date(event.window))), event.id, JSON.stringify(event));
+  }
+
+  async #connected(): Promise<RedisLike> {
+    const redis = this.redis();
+    // The app's client does not queue commands while it connects (the proxy must fail fast).
+    if (redis.status !== 'ready') await whenRedisReady(redis, AbortSignal.timeout(this.readyTimeoutMs));
+    return redis;
+  }
 
   /**
    * Windows that hold raw usage and are closed: ended at least `graceMs` before `asOf` (streams
@@ -91,28 +117,21 @@ export class UsageBatches {
    * a run after an outage catches up on all of them. Oldest first.
    */
   async pendingWindows(asOf: Date, graceMs: number): Promise<string[]> {
-    const found = new Set<string>();
-    for (const node of masters(this.redis)) {
+    const redis = await this.#connected();
+    const found = new Set<string>(await this.spool.windows());
+    for (const node of masters(redis)) {
       let cursor = '0';
       do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', USAGE_KEY_PATTERN, 'COUNT', 1000);
+        const [next, keys] = await node.scan(cursor, 'MATCH', usageKeys.pattern, 'COUNT', 1000);
         cursor = next;
         for (const key of keys) {
-          const id = KEY_SHAPE.exec(key)?.[1];
+          const id = windowOfKey(key);
           if (id) found.add(id);
         }
       } while (cursor !== '0');
     }
-    if (await this.spool.exists()) {
-      for await (const item of this.spool.listBlobsByHierarchy('/')) {
-        if (item.kind === 'prefix') {
-          const id = /^(\d{8}T\d{4}Z)\/$/.exec(item.name)?.[1];
-          if (id) found.add(id);
-        }
-      }
-    }
     return [...found]
-      .filter((id) => windowEnd(windowStartOf(id)).getTime() + graceMs <= asOf.getTime())
+      .filter((id) => windowEnd(parseWindowId(id)).getTime() + graceMs <= asOf.getTime())
       .sort();
   }
 
@@ -121,31 +140,31 @@ export class UsageBatches {
    * by an earlier run, else opening `proposed`). Safe to repeat: a retried claim resumes.
    */
   async claim(windowId: string, proposed: string): Promise<WindowBatch> {
-    if (!/^[\w.-]{1,100}$/.test(proposed)) throw new Error(`invalid batch name '${proposed}'`);
-    const batch = String(await this.redis.eval(OPEN_BATCH, 1, batchKeys.open(windowId), proposed));
-    const batchKey = batchKeys.batch(windowId, batch);
-    await this.redis.eval(MOVE_EVENTS, 2, batchKeys.events(windowId), batchKey);
-    if (await this.spool.exists()) {
-      const manifest = batchKeys.manifest(windowId, batch);
-      let page: Array<Promise<void>> = [];
-      for await (const blob of this.spool.listBlobsFlat({ prefix: `${windowId}/` })) {
-        page.push(this.#claimSpooled(blob.name, batchKey, manifest));
-        if (page.length === 32) {
-          await Promise.all(page);
-          page = [];
-        }
+    if (!isWindowId(windowId)) throw new Error(`'${windowId}' is not a window id`);
+    if (!BATCH_NAME.test(proposed)) throw new Error(`invalid batch name '${proposed}'`);
+    const redis = await this.#connected();
+    const batch = String(await redis.eval(OPEN_BATCH, 1, usageKeys.open(windowId), proposed));
+    const batchKey = usageKeys.batch(windowId, batch);
+    await redis.eval(MOVE_EVENTS, 2, usageKeys.events(windowId), batchKey);
+    const manifest = usageKeys.manifest(windowId, batch);
+    let page: Array<Promise<void>> = [];
+    for await (const name of this.spool.names(windowId)) {
+      page.push(this.#claimSpooled(redis, name, batchKey, manifest));
+      if (page.length === 32) {
+        await Promise.all(page);
+        page = [];
       }
-      await Promise.all(page);
     }
+    await Promise.all(page);
     return { windowId, batch };
   }
 
-  async #claimSpooled(name: string, batchKey: string, manifest: string): Promise<void> {
-    const content = (await this.spool.getBlobClient(name).downloadToBuffer()).toString('utf8');
+  async #claimSpooled(redis: RedisLike, name: string, batchKey: string, manifest: string): Promise<void> {
+    const content = await this.spool.read(name);
     const id = (JSON.parse(content) as { id?: unknown }).id;
     if (typeof id !== 'string' || !id) throw new Error(`spooled usage blob '${name}' has no event id`);
     // Manifest first: a blob copied into the batch is always one the release will delete.
-    await this.redis.multi().sadd(manifest, name).hsetnx(batchKey, id, content).exec();
+    await redis.multi().sadd(manifest, name).hsetnx(batchKey, id, content).exec();
   }
 
   /**
@@ -153,9 +172,10 @@ export class UsageBatches {
    * The next page is fetched while the caller works on the current one.
    */
   async *read({ windowId, batch }: WindowBatch, pageSize = 10_000): AsyncGenerator<string[]> {
-    const key = batchKeys.batch(windowId, batch);
+    const redis = await this.#connected();
+    const key = usageKeys.batch(windowId, batch);
     const fetchPage = (cursor: string): Promise<[string, string[]]> =>
-      this.redis.hscan(key, cursor, 'COUNT', pageSize);
+      redis.hscan(key, cursor, 'COUNT', pageSize);
     let pending: Promise<[string, string[]]> | undefined = fetchPage('0');
     while (pending) {
       const [next, flat]: [string, string[]] = await pending;
@@ -168,18 +188,14 @@ export class UsageBatches {
 
   /** Deletes the batch's raw data. Only after its aggregates and reports are committed. */
   async release({ windowId, batch }: WindowBatch): Promise<void> {
-    const manifest = batchKeys.manifest(windowId, batch);
-    const spooled = await this.redis.smembers(manifest);
+    const redis = await this.#connected();
+    const manifest = usageKeys.manifest(windowId, batch);
+    const spooled = await redis.smembers(manifest);
     for (let i = 0; i < spooled.length; i += 32) {
-      await Promise.all(
-        spooled.slice(i, i + 32).map((name) => this.spool.getBlobClient(name).deleteIfExists()),
-      );
+      await Promise.all(spooled.slice(i, i + 32).map((name) => this.spool.delete(name)));
     }
     // One command over one hash slot: the batch, its manifest and the open marker go together.
     // UNLINK: one atomic removal of the three keys; a big batch's memory is freed in the background.
-    await this.redis.unlink(batchKeys.batch(windowId, batch), manifest, batchKeys.open(windowId));
+    await redis.unlink(usageKeys.batch(windowId, batch), manifest, usageKeys.open(windowId));
   }
 }
-
-/** The live key the proxy writes to, for tests and tools. */
-export const liveEventsKey = (window: Date): string => usageKeys.events(window);

@@ -1,6 +1,6 @@
-import type { Attribution } from './attribution';
-import type { RecordOutcome } from './usage-recorder';
-import type { UsageEvent } from './usage';
+import type { Attribution } from '../metering/attribution';
+import type { RecordOutcome } from '../metering/usage-recorder';
+import type { UsageEvent } from '../contracts/usage-event';
 
 /**
  * Telemetry for the metering path: one trace per served request (with its correlation id) and

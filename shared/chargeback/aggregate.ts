@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type Decimal from 'decimal.js';
-import type { UsageApi, UsageEvent } from '../usage';
-import { usageEventSchema, windowEnd } from '../usage';
+import { batchPartitionKey, usagePartitionKey } from '../contracts/storage';
+import type { UsageApi, UsageEvent } from '../contracts/usage-event';
+import { usageEventSchema } from '../contracts/usage-event';
+import { parseWindowId, windowEnd } from '../contracts/window';
 import type { Meter, PriceEntry, UsageAggregate } from './model';
 import { CURRENCY, PRICING_UNITS } from './model';
-import type { WindowBatch } from './usage-batches';
-import { windowStartOf } from './usage-batches';
+import type { WindowBatch } from './ports';
 
 import { Money } from './money';
 
@@ -51,7 +52,7 @@ export class WindowAggregator {
     readonly window: WindowBatch,
     private readonly priceFor: PriceLookup,
   ) {
-    this.#start = windowStartOf(window.windowId);
+    this.#start = parseWindowId(window.windowId);
   }
 
   /** One raw event as stored in Redis (JSON). Events that fail the schema are kept aside, never dropped silently. */
@@ -131,7 +132,7 @@ export class WindowAggregator {
         ];
         rows.push({
           id: aggregateId(this.window, [...dims, meter]),
-          pk: partitionKey(month, group.department),
+          pk: usagePartitionKey(month, group.department),
           type: 'usage',
           month,
           day,
@@ -167,14 +168,14 @@ function meterOf(api: UsageApi): Meter {
   return api === 'stt' ? 'audio-seconds' : api === 'tts' ? 'tts-characters' : 'input-tokens';
 }
 
-/** Partition key of usage rows: one logical partition per department and month. */
-export function partitionKey(month: string, department: string): string {
-  return `${month}|${department}`;
-}
-
 export function aggregateId(window: WindowBatch, dims: string[]): string {
   return createHash('sha256')
     .update([window.windowId, window.batch, ...dims].join('\u0000'))
     .digest('hex')
     .slice(0, 40);
+}
+
+/** The id and partition of a batch's commit record. */
+export function batchRecordKeys(window: WindowBatch, month: string): { id: string; pk: string } {
+  return { id: `batch|${window.windowId}|${window.batch}`, pk: batchPartitionKey(month) };
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import type { UsageApi } from '../usage';
+import { departmentIdSchema } from '../contracts/department';
+import type { ReportPeriod } from '../contracts/report-period';
+import type { UsageApi } from '../contracts/usage-event';
 
 /**
  * The chargeback's contracts, in one place: meters, aggregated usage rows (Cosmos DB), prices,
@@ -56,7 +58,7 @@ export type PriceEntry = z.infer<typeof priceEntrySchema>;
  */
 export interface UsageAggregate {
   id: string;
-  /** Partition key: `<month>|<department>` (see README: finance reads a month, per department). */
+  /** Partition key: contracts/storage.ts usagePartitionKey. */
   pk: string;
   type: 'usage';
   /** YYYY-MM and YYYY-MM-DD of the window's start (UTC). */
@@ -98,7 +100,7 @@ export const allocationRuleSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('fixed'),
     /** Department → percentage; they must add up to exactly 100. */
-    percentages: z.record(z.string().min(1), nonNegativeDecimal),
+    percentages: z.record(departmentIdSchema, nonNegativeDecimal),
   }),
 ]);
 export type AllocationRule = z.infer<typeof allocationRuleSchema>;
@@ -108,14 +110,14 @@ export const chargebackConfigSchema = z.object({
   departments: z
     .array(
       z.object({
-        id: z.string().min(1),
+        id: departmentIdSchema,
         name: z.string().min(1),
         costCenter: z.string().min(1).optional(),
       }),
     )
     .min(1),
   /** App → department: overrides the department APIM named (e.g. for shared subscriptions). */
-  apps: z.array(z.object({ appId: z.string().min(1), department: z.string().min(1) })).default([]),
+  apps: z.array(z.object({ appId: z.string().min(1), department: departmentIdSchema })).default([]),
   /** Fixed monthly platform costs (APIM, Redis, PTUs...), accrued per day of the month. */
   sharedCosts: z
     .array(
@@ -132,16 +134,7 @@ export const chargebackConfigSchema = z.object({
 });
 export type ChargebackConfig = z.infer<typeof chargebackConfigSchema>;
 
-export type ReportPeriodKind = 'month' | 'day';
-
-export interface ReportPeriod {
-  kind: ReportPeriodKind;
-  /** YYYY-MM or YYYY-MM-DD. */
-  id: string;
-  /** Inclusive start and exclusive end of the period (ISO, UTC). */
-  start: string;
-  end: string;
-}
+export type { ReportPeriod };
 
 export type ReportLineCategory = 'usage' | 'shared' | 'markup';
 

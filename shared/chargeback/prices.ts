@@ -1,4 +1,4 @@
-import type { Container } from '@azure/cosmos';
+import type { StoredPrice } from './ports';
 import type { Meter, PriceEntry } from './model';
 import { priceEntrySchema } from './model';
 
@@ -111,25 +111,22 @@ export class PriceTable {
 }
 
 /**
- * Defaults plus the overrides in Cosmos DB. An override applies from the later of its
- * `effectiveFrom` and the moment it was written (Cosmos `_ts`): a backdated price can never
- * reprice a window that was already aggregated, so a price change never rewrites history.
+ * Defaults plus the admins' overrides. An override applies from the later of its `effectiveFrom`
+ * and the moment it was written: a backdated price can never reprice a window that was already
+ * aggregated, so a price change never rewrites history. An invalid override stops the run with a
+ * message naming it, rather than pricing with a bad table.
  */
-export async function loadPriceTable(container?: Container): Promise<PriceTable> {
+export function priceTableWith(overrides: readonly StoredPrice[]): PriceTable {
   const entries: Array<{ entry: PriceEntry; publishedAt?: Date }> = DEFAULT_PRICES.map((entry) => ({
     entry,
   }));
-  if (container) {
-    const { resources } = await container.items.query<Record<string, unknown>>('SELECT * FROM c').fetchAll();
-    for (const doc of resources) {
-      const parsed = priceEntrySchema.safeParse(doc);
-      if (!parsed.success) {
-        const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-        throw new Error(`Price override '${String(doc.id)}' in Cosmos DB is invalid: ${problems}`);
-      }
-      const ts = typeof doc._ts === 'number' ? new Date(doc._ts * 1000) : new Date();
-      entries.push({ entry: parsed.data, publishedAt: ts });
+  for (const { document, writtenAt } of overrides) {
+    const parsed = priceEntrySchema.safeParse(document);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      throw new Error(`Price override '${String(document.id)}' is invalid: ${problems}`);
     }
+    entries.push({ entry: parsed.data, publishedAt: writtenAt });
   }
   return new PriceTable(entries);
 }

@@ -266,7 +266,7 @@ export function renderHtml(report: ChargebackReport): string {
         `<tr><td>${escapeHtml(d.name)}</td><td>${escapeHtml(d.department)}</td><td>${escapeHtml(d.costCenter ?? '')}</td><td class="n">${d.usage}</td><td class="n">${d.shared}</td><td class="n">${d.markup}</td><td class="n"><b>${d.total}</b></td></tr>`,
     )
     .join('\n');
-  const title = `AI chargeback ${report.period.kind === 'month' ? 'month' : 'day'} ${report.period.id}`;
+  const title = `AI chargeback ${report.period.kind === 'monthly' ? 'month' : 'day'} ${report.period.id}`;
   return `<!doctype html>
 <html lang="en">
 <head>

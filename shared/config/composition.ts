@@ -1,91 +1,72 @@
 import https from 'node:https';
-import type { AccessToken, TokenCredential } from '@azure/identity';
-import { DefaultAzureCredential } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
-import { BlobServiceClient } from '@azure/storage-blob';
 import { CosmosClient } from '@azure/cosmos';
+import { BlobServiceClient } from '@azure/storage-blob';
 import { Redis } from 'ioredis';
-import type { AppConfig } from './config';
-import { loadConfig } from './config';
-import type { Telemetry } from './telemetry';
-import { createTelemetry } from './telemetry';
-import type { UsageEvent } from './usage';
-import { ensureError } from './errors';
-import { UsageRecorder } from './usage-recorder';
-import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from './usage-spool';
-
-export const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
+import { BlobQuarantine, BlobReportStore } from '../adapters/blob-reports';
+import { BlobUsageSpool } from '../adapters/blob-spool';
+import { CosmosChargebackStore } from '../adapters/cosmos-store';
+import type { Probe } from '../adapters/health';
+import { dependencyProbes } from '../adapters/health-probes';
+import { AppIdentity } from '../adapters/identity';
+import { UndiciOpenAiUpstream } from '../adapters/openai-upstream';
+import { RedisUsageBuffer } from '../adapters/redis-usage-buffer';
+import { SdkSpeechUpstream } from '../adapters/speech-upstream';
+import type { Telemetry } from '../adapters/telemetry';
+import { createTelemetry } from '../adapters/telemetry';
+import { ChargebackSteps } from '../chargeback/run';
+import { ensureError } from '../contracts/api-errors';
+import { BLOB_CONTAINERS } from '../contracts/storage';
+import type { UsageEvent } from '../contracts/usage-event';
+import type { OpenAiUpstream } from '../metering/openai-proxy';
+import type { SpeechUpstream } from '../metering/speech-proxy';
+import { UsageRecorder } from '../metering/usage-recorder';
+import type { AppConfig } from './settings';
+import { loadConfig } from './settings';
 
 /**
- * The app's configuration and SDK clients: loaded once at start-up, clients created lazily on
- * first use and then reused for every invocation (connections are pooled by the SDKs).
+ * The composition root: reads the settings once and builds every adapter once, lazily on first
+ * use, then reuses it for every invocation (the SDKs pool their connections). Functions take what
+ * they need from here; the domain modules (metering, chargeback) receive their ports and never
+ * reach for a global.
  */
-export interface AppContext {
+export interface AppServices {
   config: AppConfig;
-  credential(): TokenCredential;
+  telemetry: Telemetry;
   redis(): Redis;
   blobService(): BlobServiceClient;
   cosmos(): CosmosClient;
+  /** The container finance reads reports from. */
+  reportsContainer(): ReturnType<BlobServiceClient['getContainerClient']>;
+  spool(): BlobUsageSpool;
+  usageBuffer(): RedisUsageBuffer;
   usageRecorder(): UsageRecorder;
-  telemetry: Telemetry;
   /** Records a served request's usage (Redis, else the spool) and reports it to telemetry. */
   recordUsage(event: UsageEvent): Promise<void>;
-  usageSpool(): BlobUsageSpool;
-  /** Headers that authenticate an upstream Azure OpenAI / Speech call: the key, or an Entra token. */
+  openAiUpstream(): OpenAiUpstream;
+  speechUpstream(): SpeechUpstream;
+  chargeback(): ChargebackSteps;
+  healthProbes(): Record<string, Probe>;
   cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
 
-let current: Promise<AppContext> | undefined;
-
-/** Called by the appStart hook; later calls return the same context. */
-export function initializeAppContext(env: NodeJS.ProcessEnv = process.env): Promise<AppContext> {
-  current ??= createAppContext(env).catch((error: unknown) => {
-    current = undefined;
-    throw error;
-  });
-  return current;
+/** Lazily creates a value once. */
+function once<T>(create: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: create() }).v;
 }
 
-export function getAppContext(): Promise<AppContext> {
-  return initializeAppContext();
-}
-
-export async function closeAppContext(): Promise<void> {
-  const context = current;
-  current = undefined;
-  if (context) await (await context).close();
-}
-
-async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
-  let credential: TokenCredential | undefined;
-  const getCredential = (): TokenCredential => (credential ??= new DefaultAzureCredential());
+export async function createAppServices(env: NodeJS.ProcessEnv = process.env): Promise<AppServices> {
+  const identity = new AppIdentity();
   const vault = env.KEY_VAULT_URI?.trim();
-  const config = await loadConfig(
-    env,
-    vault
-      ? async (name) => {
-          const secret = await new SecretClient(vault, getCredential()).getSecret(name);
-          if (!secret.value) throw new Error(`secret '${name}' has no value`);
-          return secret.value;
-        }
-      : undefined,
-  );
-
-  let redis: Redis | undefined;
-  let blobService: BlobServiceClient | undefined;
-  let cosmos: CosmosClient | undefined;
-  let spool: BlobUsageSpool | undefined;
-  let recorder: UsageRecorder | undefined;
-  let token: AccessToken | undefined;
-  let lastSpoolWarning = 0;
+  const config = await loadConfig(env, vault ? identity.secretReader(vault) : undefined);
   const telemetry = await createTelemetry(config.appInsightsConnectionString);
-  const blobs = (): BlobServiceClient =>
-    (blobService ??= config.storage.connectionString
-      ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
-      : new BlobServiceClient(config.storage.blobUrl as string, getCredential()));
-  const redisClient = (): Redis =>
-    (redis ??= new Redis(config.redis.url, {
+  let lastSpoolWarning = 0;
+
+  let redisClient: Redis | undefined;
+  let cosmosClient: CosmosClient | undefined;
+  const redis = (): Redis =>
+    (redisClient ??= new Redis(config.redis.url, {
       password: config.redis.password,
       connectTimeout: 5000,
       commandTimeout: 5000,
@@ -95,58 +76,114 @@ async function createAppContext(env: NodeJS.ProcessEnv): Promise<AppContext> {
       // Writes issued in the same tick share one socket write: one syscall for many requests' events.
       enableAutoPipelining: true,
     }));
-  const usageSpool = (): BlobUsageSpool =>
-    (spool ??= new BlobUsageSpool(blobs().getContainerClient(USAGE_SPOOL_CONTAINER)));
-  const usageRecorder = (): UsageRecorder =>
-    (recorder ??= new UsageRecorder(redisClient, usageSpool(), {
-      redisTimeoutMs: config.proxy.redisWriteTimeoutMs,
-      onSpooled: (_event, reason) => {
-        // One line per outage, not per request: the spool is doing its job.
-        if (Date.now() - lastSpoolWarning < 60_000) return;
-        lastSpoolWarning = Date.now();
-        console.warn(
-          `Redis unavailable (${ensureError(reason).message}); spooling usage events to blob storage.`,
-        );
-      },
-      onUnrecorded: (event, error) =>
-        console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
+  const blobService = once(() =>
+    config.storage.connectionString
+      ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
+      : new BlobServiceClient(config.storage.blobUrl as string, identity.credential()),
+  );
+  const cosmos = (): CosmosClient =>
+    (cosmosClient ??= new CosmosClient({
+      endpoint: config.cosmos.endpoint,
+      ...(config.cosmos.key ? { key: config.cosmos.key } : { aadCredentials: identity.credential() }),
+      // Only ever for the emulator on loopback (enforced by the config schema).
+      ...(config.cosmos.allowSelfSignedCert
+        ? { agent: new https.Agent({ rejectUnauthorized: false, keepAlive: true }) }
+        : {}),
+      connectionPolicy: { requestTimeout: 10_000 },
     }));
-  return {
+  const container = (name: string) => blobService().getContainerClient(name);
+  const reportsContainer = once(() => container(config.storage.reportsContainer));
+  const spool = once(() => new BlobUsageSpool(container(BLOB_CONTAINERS.usageSpool)));
+  const usageBuffer = once(() => new RedisUsageBuffer(redis, spool()));
+  const cognitiveAuthHeaders = (key: string | undefined) => identity.cognitiveAuthHeaders(key);
+  const usageRecorder = once(
+    () =>
+      new UsageRecorder(usageBuffer(), spool(), {
+        redisTimeoutMs: config.proxy.redisWriteTimeoutMs,
+        onSpooled: (_event, reason) => {
+          // One line per outage, not per request: the spool is doing its job.
+          if (Date.now() - lastSpoolWarning < 60_000) return;
+          lastSpoolWarning = Date.now();
+          console.warn(
+            `Redis unavailable (${ensureError(reason).message}); spooling usage events to blob storage.`,
+          );
+        },
+        onUnrecorded: (event, error) =>
+          console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
+      }),
+  );
+  const store = once(() => new CosmosChargebackStore(cosmos(), config.cosmos.database));
+  const services: AppServices = {
     config,
-    credential: getCredential,
-    redis: redisClient,
-    blobService: blobs,
-    cosmos: () =>
-      (cosmos ??= new CosmosClient({
-        endpoint: config.cosmos.endpoint,
-        ...(config.cosmos.key ? { key: config.cosmos.key } : { aadCredentials: getCredential() }),
-        // Only ever for the emulator on loopback (enforced by the config schema).
-        ...(config.cosmos.allowSelfSignedCert
-          ? { agent: new https.Agent({ rejectUnauthorized: false, keepAlive: true }) }
-          : {}),
-        connectionPolicy: { requestTimeout: 10_000 },
-      })),
-    usageSpool,
     telemetry,
+    redis,
+    blobService,
+    cosmos,
+    reportsContainer,
+    spool,
+    usageBuffer,
+    usageRecorder,
     async recordUsage(event) {
       const outcome = await usageRecorder().record(event);
       telemetry.usage(event, outcome);
     },
-    usageRecorder,
-    async cognitiveAuthHeaders(key): Promise<Record<string, string>> {
-      if (key) return { 'api-key': key };
-      // Tokens last about an hour; refresh five minutes before expiry.
-      if (!token || token.expiresOnTimestamp - Date.now() < 5 * 60_000) {
-        const fresh = await getCredential().getToken(COGNITIVE_SERVICES_SCOPE);
-        if (!fresh) throw new Error('No Entra ID token for Azure AI services (Cognitive Services scope).');
-        token = fresh;
-      }
-      return { authorization: `Bearer ${token.token}` };
-    },
+    openAiUpstream: once(
+      () =>
+        new UndiciOpenAiUpstream({
+          endpoint: config.openai.endpoint,
+          authHeaders: () => cognitiveAuthHeaders(config.openai.apiKey),
+          timeoutMs: config.proxy.upstreamTimeoutMs,
+        }),
+    ),
+    speechUpstream: once(
+      () =>
+        new SdkSpeechUpstream({
+          endpoint: config.speech.endpoint,
+          region: config.speech.region,
+          key: config.speech.key,
+        }),
+    ),
+    chargeback: once(
+      () =>
+        new ChargebackSteps({
+          buffer: usageBuffer(),
+          store: store(),
+          prices: store(),
+          reports: new BlobReportStore(reportsContainer()),
+          quarantine: new BlobQuarantine(container(BLOB_CONTAINERS.usageQuarantine)),
+          config: config.chargeback.config,
+          graceMs: config.chargeback.graceMs,
+        }),
+    ),
+    healthProbes: () => dependencyProbes({ config, redis, blobService, cosmos, cognitiveAuthHeaders }),
+    cognitiveAuthHeaders,
     close() {
-      redis?.disconnect();
-      cosmos?.dispose();
+      redisClient?.disconnect();
+      cosmosClient?.dispose();
       return Promise.resolve();
     },
   };
+  return services;
+}
+
+let current: Promise<AppServices> | undefined;
+
+/** Built once, by the appStart hook; later calls return the same services. */
+export function initializeAppServices(env: NodeJS.ProcessEnv = process.env): Promise<AppServices> {
+  current ??= createAppServices(env).catch((error: unknown) => {
+    current = undefined;
+    throw error;
+  });
+  return current;
+}
+
+/** The services the functions use (built at start-up; built now if the start-up hook has not run). */
+export function appServices(): Promise<AppServices> {
+  return initializeAppServices();
+}
+
+export async function closeAppServices(): Promise<void> {
+  const services = current;
+  current = undefined;
+  if (services) await (await services).close();
 }

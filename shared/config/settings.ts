@@ -1,7 +1,11 @@
 import { z } from 'zod';
-import { DEFAULT_CHARGEBACK_CONFIG } from './chargeback/default-config';
-import type { ChargebackConfig } from './chargeback/model';
-import { chargebackConfigSchema } from './chargeback/model';
+import { DEFAULT_CHARGEBACK_CONFIG } from '../chargeback/default-config';
+import type { ChargebackConfig } from '../chargeback/model';
+import { chargebackConfigSchema } from '../chargeback/model';
+import { GATEWAY_HEADERS } from '../contracts/gateway-headers';
+import type { SettingName } from '../contracts/settings';
+import { REQUIRED_SETTING_GROUPS, SECRET_SETTING_NAMES, SETTING_NAMES } from '../contracts/settings';
+import { BLOB_CONTAINERS, COSMOS_DATABASE } from '../contracts/storage';
 
 /**
  * Every setting the app reads, in one place. Parsed once at start-up (an `appStart` hook), so a
@@ -62,6 +66,9 @@ const MIN_GATEWAY_SECRET_LENGTH = 16;
 /** `keyvault:<secret-name>`: resolved from the vault named by KEY_VAULT_URI at start-up. */
 const KEY_VAULT_REFERENCE = /^keyvault:([0-9a-zA-Z-]{1,127})$/;
 
+const GATEWAY_SECRET_REQUIRED = `required: the secret APIM sends in ${GATEWAY_HEADERS.gatewayKey} (use keyvault:<name> in Azure)`;
+
+/** Typed against contracts/settings.ts: a setting added there and not here (or the reverse) fails to compile. */
 const rawSchema = z.object({
   KEY_VAULT_URI: optionalUrl(['https:'], 'https://kv-chargeback.vault.azure.net'),
 
@@ -75,14 +82,14 @@ const rawSchema = z.object({
     z
       .string()
       .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a valid blob container name')
-      .default('reports'),
+      .default(BLOB_CONTAINERS.reports),
   ),
 
   COSMOS_ENDPOINT: url(['https:'], 'https://cosmos-chargeback.documents.azure.com'),
   COSMOS_KEY: optionalString,
   COSMOS_DATABASE: z.preprocess(
     (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
-    z.string().default('chargeback'),
+    z.string().default(COSMOS_DATABASE),
   ),
   COSMOS_ALLOW_SELF_SIGNED_CERT: flag,
 
@@ -104,9 +111,9 @@ const rawSchema = z.object({
     (value) => (typeof value === 'string' ? value.trim() : value),
     z
       .string({
-        error: 'required: the secret APIM sends in x-chargeback-gateway-key (use keyvault:<name> in Azure)',
+        error: GATEWAY_SECRET_REQUIRED,
       })
-      .min(1, 'required: the secret APIM sends in x-chargeback-gateway-key (use keyvault:<name> in Azure)')
+      .min(1, GATEWAY_SECRET_REQUIRED)
       .refine(
         (value) => KEY_VAULT_REFERENCE.test(value) || value.length >= MIN_GATEWAY_SECRET_LENGTH,
         `must be at least ${MIN_GATEWAY_SECRET_LENGTH} characters`,
@@ -153,7 +160,7 @@ const rawSchema = z.object({
   ),
   /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
   CHARGEBACK_GRACE_SECONDS: positiveInt(120),
-});
+} satisfies Record<SettingName, z.ZodType>);
 
 /** Rules that span settings; checked on the raw environment so they are reported with the rest. */
 function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
@@ -162,12 +169,12 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
     return raw ? raw : undefined;
   };
   const problems: string[] = [];
-  if (!value('STORAGE_CONNECTION_STRING') && !value('STORAGE_BLOB_URL')) {
+  if (!REQUIRED_SETTING_GROUPS.storage.some(value)) {
     problems.push(
       'STORAGE_BLOB_URL: set STORAGE_BLOB_URL (identity-based, in Azure) or STORAGE_CONNECTION_STRING (local stand-ins)',
     );
   }
-  if (!value('SPEECH_REGION') && !value('SPEECH_ENDPOINT')) {
+  if (!REQUIRED_SETTING_GROUPS.speech.some(value)) {
     problems.push('SPEECH_REGION: set SPEECH_REGION or SPEECH_ENDPOINT');
   }
   const cosmos = value('COSMOS_ENDPOINT');
@@ -199,21 +206,12 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
   return problems;
 }
 
-/** The settings that may hold a secret, and so a `keyvault:` reference. */
-const SECRET_SETTINGS = [
-  'REDIS_PASSWORD',
-  'STORAGE_CONNECTION_STRING',
-  'COSMOS_KEY',
-  'AZURE_OPENAI_API_KEY',
-  'SPEECH_KEY',
-  'APPLICATIONINSIGHTS_CONNECTION_STRING',
-  'GATEWAY_SHARED_SECRET',
-] as const;
+const SECRET_SETTINGS = SECRET_SETTING_NAMES;
 
 export type RawConfig = z.infer<typeof rawSchema>;
 
 /** The name of every setting the app reads. */
-export const APP_SETTING_NAMES: readonly string[] = Object.keys(rawSchema.shape);
+export const APP_SETTING_NAMES: readonly string[] = SETTING_NAMES;
 
 export interface AppConfig {
   keyVaultUri?: string;
@@ -266,7 +264,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): RawConfig {
 /** Validates the environment and resolves `keyvault:` references into an AppConfig. */
 export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretReader): Promise<AppConfig> {
   const raw = parseConfig(env);
-  const resolve = async (name: (typeof SECRET_SETTINGS)[number]): Promise<string | undefined> => {
+  const resolve = async (name: SettingName): Promise<string | undefined> => {
     const value = raw[name];
     if (typeof value !== 'string') return undefined;
     const reference = KEY_VAULT_REFERENCE.exec(value);
@@ -282,15 +280,17 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
       ]);
     }
   };
-  const [
-    redisPassword,
-    storageConnectionString,
-    cosmosKey,
-    openaiKey,
-    speechKey,
-    appInsights,
-    gatewaySecret,
-  ] = await Promise.all(SECRET_SETTINGS.map(resolve));
+  const secrets = new Map(
+    await Promise.all(SECRET_SETTINGS.map(async (name) => [name, await resolve(name)] as const)),
+  );
+  const secret = (name: SettingName): string | undefined => secrets.get(name);
+  const redisPassword = secret('REDIS_PASSWORD');
+  const storageConnectionString = secret('STORAGE_CONNECTION_STRING');
+  const cosmosKey = secret('COSMOS_KEY');
+  const openaiKey = secret('AZURE_OPENAI_API_KEY');
+  const speechKey = secret('SPEECH_KEY');
+  const appInsights = secret('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  const gatewaySecret = secret('GATEWAY_SHARED_SECRET');
   return {
     keyVaultUri: raw.KEY_VAULT_URI,
     redis: { url: raw.REDIS_URL, password: redisPassword },

@@ -1,39 +1,17 @@
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { ApiError, unauthorized } from './errors';
-import { UNASSIGNED_DEPARTMENT } from './usage';
+import { forbidden, unauthorized } from '../contracts/api-errors';
+import { UNASSIGNED_DEPARTMENT } from '../contracts/department';
+import { GATEWAY_HEADERS } from '../contracts/gateway-headers';
+import type { AppRole } from '../contracts/roles';
 
 /**
- * Identity headers. APIM is their only writer: it strips any a client sends and sets them from the
- * subscription and token claims. The functions trust them only on requests that carry the
- * gateway's backend secret, which apps never see.
+ * Who a request is billed to. APIM is the only writer of the gateway headers; the functions trust
+ * them only on requests that carry the gateway credential, which apps never see.
  */
-export const ATTRIBUTION_HEADERS = {
-  gatewaySecret: 'x-chargeback-gateway-key',
-  subscription: 'x-chargeback-subscription',
-  app: 'x-chargeback-app',
-  department: 'x-chargeback-department',
-  user: 'x-chargeback-user',
-  requestId: 'x-chargeback-request-id',
-  /** App roles from the caller's Entra token (the JWT's `roles` claim), comma-separated. */
-  roles: 'x-chargeback-roles',
-} as const;
 
-/** The app role that may list and download chargeback reports. */
-export const FINANCE_ROLE = 'Chargeback.Finance';
-
-/** Checks the gateway secret, then the finance role APIM forwarded from the caller's token. */
-export function requireFinanceRole(
-  headers: { get(name: string): string | null },
-  gatewaySecret: string,
-): void {
-  if (!safeEqual(headers.get(ATTRIBUTION_HEADERS.gatewaySecret) ?? '', gatewaySecret)) {
-    throw unauthorized('This endpoint only accepts requests from the API gateway.');
-  }
-  const roles = (headers.get(ATTRIBUTION_HEADERS.roles) ?? '').split(',').map((r) => r.trim());
-  if (!roles.includes(FINANCE_ROLE)) {
-    throw new ApiError(403, 'Forbidden', `Chargeback reports require the '${FINANCE_ROLE}' role.`);
-  }
+export interface HeaderReader {
+  get(name: string): string | null;
 }
 
 const identifier = z
@@ -52,21 +30,29 @@ export interface Attribution {
   unassigned: boolean;
 }
 
-export function readAttribution(
-  headers: { get(name: string): string | null },
-  gatewaySecret: string,
-): Attribution {
-  const presented = headers.get(ATTRIBUTION_HEADERS.gatewaySecret) ?? '';
-  if (!safeEqual(presented, gatewaySecret)) {
+/** Refuses a request that does not come through the gateway (401). */
+export function verifyGateway(headers: HeaderReader, gatewaySecret: string): void {
+  if (!safeEqual(headers.get(GATEWAY_HEADERS.gatewayKey) ?? '', gatewaySecret)) {
     throw unauthorized('This endpoint only accepts requests from the API gateway.');
   }
-  const subscription = identifier.safeParse(headers.get(ATTRIBUTION_HEADERS.subscription) ?? '');
+}
+
+/** Checks the gateway credential, then an app role APIM forwarded from the caller's token (403). */
+export function requireRole(headers: HeaderReader, gatewaySecret: string, role: AppRole, what: string): void {
+  verifyGateway(headers, gatewaySecret);
+  const roles = (headers.get(GATEWAY_HEADERS.roles) ?? '').split(',').map((r) => r.trim());
+  if (!roles.includes(role)) throw forbidden(`${what} require the '${role}' role.`);
+}
+
+export function readAttribution(headers: HeaderReader, gatewaySecret: string): Attribution {
+  verifyGateway(headers, gatewaySecret);
+  const subscription = identifier.safeParse(headers.get(GATEWAY_HEADERS.subscription) ?? '');
   if (!subscription.success) {
-    throw unauthorized(`The gateway sent no valid ${ATTRIBUTION_HEADERS.subscription} header.`);
+    throw unauthorized(`The gateway sent no valid ${GATEWAY_HEADERS.subscription} header.`);
   }
-  const app = identifier.safeParse(headers.get(ATTRIBUTION_HEADERS.app) ?? '');
-  const department = identifier.safeParse(headers.get(ATTRIBUTION_HEADERS.department) ?? '');
-  const user = identifier.safeParse(headers.get(ATTRIBUTION_HEADERS.user) ?? '');
+  const app = identifier.safeParse(headers.get(GATEWAY_HEADERS.app) ?? '');
+  const department = identifier.safeParse(headers.get(GATEWAY_HEADERS.department) ?? '');
+  const user = identifier.safeParse(headers.get(GATEWAY_HEADERS.user) ?? '');
   return {
     subscriptionId: subscription.data,
     appId: app.success ? app.data : subscription.data,
@@ -74,6 +60,14 @@ export function readAttribution(
     userId: user.success ? user.data : undefined,
     unassigned: !department.success,
   };
+}
+
+const CORRELATION_ID = /^[\w.:-]{1,128}$/;
+
+/** The id that makes a retried request count once: the gateway's request id, else a new one. */
+export function correlationIdOf(headers: HeaderReader, fallback: () => string): string {
+  const fromGateway = headers.get(GATEWAY_HEADERS.requestId)?.trim();
+  return fromGateway && CORRELATION_ID.test(fromGateway) ? fromGateway : fallback();
 }
 
 function safeEqual(presented: string, expected: string): boolean {

@@ -1,6 +1,7 @@
+import type { UsageApi, UsageEvent, UsageFigures } from '../contracts/usage-event';
+import { NO_USAGE } from '../contracts/usage-event';
+import { windowStart } from '../contracts/window';
 import type { Attribution } from './attribution';
-import type { UsageApi, UsageEvent, UsageFigures } from './usage';
-import { NO_USAGE, windowStart } from './usage';
 
 export interface ServedRequest {
   attribution: Attribution;

@@ -1,5 +1,5 @@
 import { SaxesParser } from 'saxes';
-import { badRequest } from './errors';
+import { badRequest } from '../contracts/api-errors';
 
 /**
  * Billable characters of a text-to-speech request, as Azure Speech bills them: the text spoken,

@@ -1,23 +1,15 @@
-import * as sdk from 'microsoft-cognitiveservices-speech-sdk';
-import { request as undiciRequest } from 'undici';
+import { ApiError, badRequest } from '../contracts/api-errors';
+import type { UsageEvent, UsageFigures } from '../contracts/usage-event';
 import type { Attribution } from './attribution';
 import { oggOpusDurationSeconds, readWav } from './audio';
-import { ApiError, badRequest } from './errors';
+import { usageEventFor } from './served-usage';
 import { billableCharacters, escapeXml, spokenText } from './speech-billing';
-import type { UsageEvent, UsageFigures } from './usage';
-import { usageEventFor } from './usage-event';
 
 /**
  * Azure Speech, proxied and metered: speech-to-text for short audio and text-to-speech. Audio
- * seconds are measured from the audio itself; billable characters follow Azure's rules.
+ * seconds are measured from the audio itself; billable characters follow Azure's rules. The calls
+ * themselves go through a SpeechUpstream (adapters/speech-upstream.ts: the Speech SDK and REST).
  */
-
-export interface SpeechTarget {
-  /** Regional host (`https://<region>.api.cognitive.microsoft.com`-style) or the local simulator. */
-  endpoint?: string;
-  region?: string;
-  key?: string;
-}
 
 export interface SpeechLimits {
   maxAudioBytes: number;
@@ -25,12 +17,40 @@ export interface SpeechLimits {
   maxCharacters: number;
 }
 
+export interface PcmAudioFormat {
+  sampleRate: number;
+  bitsPerSample: number;
+  channels: number;
+}
+
+export type RecognitionFormat = 'simple' | 'detailed';
+
+/** Azure Speech: recognition of short audio and synthesis, answered as the service answers. */
+export interface SpeechUpstream {
+  /** Recognises 16-bit PCM samples (the Speech SDK). */
+  recognizePcm(
+    pcm: Buffer,
+    format: PcmAudioFormat,
+    language: string,
+    outputFormat: RecognitionFormat,
+  ): Promise<Record<string, unknown>>;
+  /** Recognises compressed audio (the short-audio REST API: the JavaScript SDK cannot decode it). */
+  recognizeCompressed(
+    audio: Buffer,
+    contentType: string,
+    language: string,
+    outputFormat: RecognitionFormat,
+  ): Promise<Record<string, unknown>>;
+  /** Synthesises SSML into one of SPEECH_OUTPUT_FORMATS. */
+  synthesize(ssml: string, outputFormat: SpeechOutputFormat): Promise<Buffer>;
+}
+
 export interface SpeechCallContext {
   attribution: Attribution;
   correlationId: string;
   startedAt: number;
   record: (event: UsageEvent) => Promise<void>;
-  target: SpeechTarget;
+  upstream: SpeechUpstream;
   limits: SpeechLimits;
 }
 
@@ -41,63 +61,22 @@ export interface SpeechResult {
 }
 
 const DEFAULT_VOICE = 'en-US-JennyNeural';
-const DEFAULT_OUTPUT_FORMAT = 'riff-24khz-16bit-mono-pcm';
+const DEFAULT_OUTPUT_FORMAT: SpeechOutputFormat = 'riff-24khz-16bit-mono-pcm';
 
 /** Output formats offered, by their `X-Microsoft-OutputFormat` name, with what we need to meter them. */
-const OUTPUT_FORMATS: Record<
-  string,
-  { sdk: sdk.SpeechSynthesisOutputFormat; contentType: string; bytesPerSecond?: number; riff?: boolean }
-> = {
-  'riff-16khz-16bit-mono-pcm': {
-    sdk: sdk.SpeechSynthesisOutputFormat.Riff16Khz16BitMonoPcm,
-    contentType: 'audio/wav',
-    riff: true,
-  },
-  'riff-24khz-16bit-mono-pcm': {
-    sdk: sdk.SpeechSynthesisOutputFormat.Riff24Khz16BitMonoPcm,
-    contentType: 'audio/wav',
-    riff: true,
-  },
-  'raw-16khz-16bit-mono-pcm': {
-    sdk: sdk.SpeechSynthesisOutputFormat.Raw16Khz16BitMonoPcm,
-    contentType: 'audio/basic',
-    bytesPerSecond: 32_000,
-  },
-  'raw-24khz-16bit-mono-pcm': {
-    sdk: sdk.SpeechSynthesisOutputFormat.Raw24Khz16BitMonoPcm,
-    contentType: 'audio/basic',
-    bytesPerSecond: 48_000,
-  },
-  'audio-16khz-32kbitrate-mono-mp3': {
-    sdk: sdk.SpeechSynthesisOutputFormat.Audio16Khz32KBitRateMonoMp3,
-    contentType: 'audio/mpeg',
-    bytesPerSecond: 4_000,
-  },
-  'audio-24khz-48kbitrate-mono-mp3': {
-    sdk: sdk.SpeechSynthesisOutputFormat.Audio24Khz48KBitRateMonoMp3,
-    contentType: 'audio/mpeg',
-    bytesPerSecond: 6_000,
-  },
-};
+export const SPEECH_OUTPUT_FORMATS = {
+  'riff-16khz-16bit-mono-pcm': { contentType: 'audio/wav', riff: true },
+  'riff-24khz-16bit-mono-pcm': { contentType: 'audio/wav', riff: true },
+  'raw-16khz-16bit-mono-pcm': { contentType: 'audio/basic', bytesPerSecond: 32_000 },
+  'raw-24khz-16bit-mono-pcm': { contentType: 'audio/basic', bytesPerSecond: 48_000 },
+  'audio-16khz-32kbitrate-mono-mp3': { contentType: 'audio/mpeg', bytesPerSecond: 4_000 },
+  'audio-24khz-48kbitrate-mono-mp3': { contentType: 'audio/mpeg', bytesPerSecond: 6_000 },
+} as const satisfies Record<string, { contentType: string; bytesPerSecond?: number; riff?: boolean }>;
 
-function websocketUrl(target: SpeechTarget, service: 'stt' | 'tts'): URL {
-  const path =
-    service === 'stt'
-      ? '/speech/recognition/conversation/cognitiveservices/v1'
-      : '/cognitiveservices/websocket/v1';
-  if (target.endpoint) return new URL(path, target.endpoint.replace(/^http/, 'ws'));
-  return new URL(`wss://${target.region}.${service}.speech.microsoft.com${path}`);
-}
+export type SpeechOutputFormat = keyof typeof SPEECH_OUTPUT_FORMATS;
 
-function restBase(target: SpeechTarget): string {
-  return target.endpoint ?? `https://${target.region}.stt.speech.microsoft.com`;
-}
-
-function speechConfig(target: SpeechTarget, service: 'stt' | 'tts'): sdk.SpeechConfig {
-  if (!target.key) {
-    throw new ApiError(500, 'ConfigurationError', 'SPEECH_KEY is required for Azure Speech calls.');
-  }
-  return sdk.SpeechConfig.fromEndpoint(websocketUrl(target, service), target.key);
+function isOutputFormat(name: string): name is SpeechOutputFormat {
+  return Object.hasOwn(SPEECH_OUTPUT_FORMATS, name);
 }
 
 function usageEvent(
@@ -160,24 +139,22 @@ export async function recognizeShortAudio(
     }
     seconds = wav.durationSeconds;
     checkDuration(seconds, context.limits);
-    answer = await recognizeWithSdk(
+    answer = await context.upstream.recognizePcm(
       audio.subarray(wav.dataOffset, wav.dataOffset + wav.dataBytes),
       wav,
       language,
       format,
-      context.target,
     );
   } else if (type.startsWith('audio/ogg')) {
     seconds = oggOpusDurationSeconds(audio);
     if (seconds === undefined) throw badRequest('The audio is not an Ogg Opus stream.');
     checkDuration(seconds, context.limits);
     // The JavaScript Speech SDK cannot decode compressed audio; the short-audio REST API can.
-    answer = await recognizeWithRest(
+    answer = await context.upstream.recognizeCompressed(
       audio,
       request.contentType ?? 'audio/ogg; codecs=opus',
       language,
       format,
-      context.target,
     );
   } else {
     throw new ApiError(
@@ -200,67 +177,6 @@ function checkDuration(seconds: number, limits: SpeechLimits): void {
   }
 }
 
-async function recognizeWithSdk(
-  pcm: Buffer,
-  wav: { sampleRate: number; bitsPerSample: number; channels: number },
-  language: string,
-  format: string,
-  target: SpeechTarget,
-): Promise<Record<string, unknown>> {
-  const config = speechConfig(target, 'stt');
-  config.speechRecognitionLanguage = language;
-  config.outputFormat = format === 'detailed' ? sdk.OutputFormat.Detailed : sdk.OutputFormat.Simple;
-  const stream = sdk.AudioInputStream.createPushStream(
-    sdk.AudioStreamFormat.getWaveFormatPCM(wav.sampleRate, wav.bitsPerSample, wav.channels),
-  );
-  stream.write(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.byteLength) as ArrayBuffer);
-  stream.close();
-  const recognizer = new sdk.SpeechRecognizer(config, sdk.AudioConfig.fromStreamInput(stream));
-  try {
-    const result = await new Promise<sdk.SpeechRecognitionResult>((resolve, reject) =>
-      recognizer.recognizeOnceAsync(resolve, reject),
-    );
-    if (result.reason === sdk.ResultReason.Canceled) {
-      const details = sdk.CancellationDetails.fromResult(result);
-      throw new ApiError(
-        502,
-        'UpstreamError',
-        `Azure Speech cancelled the recognition: ${details.errorDetails}`,
-      );
-    }
-    const json = result.properties.getProperty(sdk.PropertyId.SpeechServiceResponse_JsonResult);
-    return json ? (JSON.parse(json) as Record<string, unknown>) : { RecognitionStatus: 'NoMatch' };
-  } finally {
-    recognizer.close();
-  }
-}
-
-async function recognizeWithRest(
-  audio: Buffer,
-  contentType: string,
-  language: string,
-  format: string,
-  target: SpeechTarget,
-): Promise<Record<string, unknown>> {
-  const url = `${restBase(target)}/speech/recognition/conversation/cognitiveservices/v1?language=${encodeURIComponent(language)}&format=${format}`;
-  const response = await undiciRequest(url, {
-    method: 'POST',
-    headers: { 'content-type': contentType, 'Ocp-Apim-Subscription-Key': target.key ?? '' },
-    body: audio,
-    headersTimeout: 60_000,
-    bodyTimeout: 60_000,
-  });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) {
-    throw new ApiError(
-      response.statusCode >= 500 ? 502 : response.statusCode,
-      'UpstreamError',
-      `Azure Speech answered ${response.statusCode}: ${text}`,
-    );
-  }
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
 // ---- text-to-speech ---------------------------------------------------------------------------------
 
 export interface SynthesisRequest {
@@ -275,13 +191,14 @@ export async function synthesizeSpeech(
   context: SpeechCallContext,
 ): Promise<SpeechResult> {
   const formatName = request.outputFormat ?? DEFAULT_OUTPUT_FORMAT;
-  const format = OUTPUT_FORMATS[formatName];
-  if (!format) {
+  if (!isOutputFormat(formatName)) {
     throw badRequest(
-      `Unsupported X-Microsoft-OutputFormat '${formatName}'. Supported: ${Object.keys(OUTPUT_FORMATS).join(', ')}.`,
+      `Unsupported X-Microsoft-OutputFormat '${formatName}'. Supported: ${Object.keys(SPEECH_OUTPUT_FORMATS).join(', ')}.`,
       'X-Microsoft-OutputFormat',
     );
   }
+  const format: { contentType: string; bytesPerSecond?: number; riff?: boolean } =
+    SPEECH_OUTPUT_FORMATS[formatName];
   const type = (request.contentType ?? '').toLowerCase();
   let ssml: string;
   if (type.startsWith('application/ssml+xml')) {
@@ -308,25 +225,7 @@ export async function synthesizeSpeech(
     );
   }
 
-  const config = speechConfig(context.target, 'tts');
-  config.speechSynthesisOutputFormat = format.sdk;
-  const synthesizer = new sdk.SpeechSynthesizer(config, null);
-  let audio: Buffer;
-  try {
-    const result = await new Promise<sdk.SpeechSynthesisResult>((resolve, reject) =>
-      synthesizer.speakSsmlAsync(ssml, resolve, reject),
-    );
-    if (result.reason !== sdk.ResultReason.SynthesizingAudioCompleted) {
-      throw new ApiError(
-        502,
-        'UpstreamError',
-        `Azure Speech did not synthesize the text: ${result.errorDetails}`,
-      );
-    }
-    audio = Buffer.from(result.audioData);
-  } finally {
-    synthesizer.close();
-  }
+  const audio = await context.upstream.synthesize(ssml, formatName);
   const seconds = format.riff
     ? (readWav(audio)?.durationSeconds ?? 0)
     : audio.length / (format.bytesPerSecond ?? 1);

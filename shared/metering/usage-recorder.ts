@@ -1,19 +1,13 @@
-import type { Redis } from 'ioredis';
-import { whenRedisReady } from './redis-ready';
-import type { UsageEvent } from './usage';
-import { usageEventSchema, windowId } from './usage';
+import type { UsageEvent } from '../contracts/usage-event';
+import { usageEventSchema } from '../contracts/usage-event';
 
-/**
- * Redis layout of the usage buffer: one hash per window, keyed by correlation id, so a write is a
- * single HSETNX (one round trip, one Cluster slot thanks to the `{w:<window>}` hash tag) and a
- * retried write is a no-op. There is deliberately no cross-window index (it would live in another
- * slot): windows are found by time, from the last processed window up to the last closed one.
- */
-export const usageKeys = {
-  events: (window: Date): string => `usage:{w:${windowId(window)}}:events`,
-};
+/** The live usage buffer (Redis in production). Writes must be idempotent by event id. */
+export interface LiveUsageBuffer {
+  /** Writes one event; gives up when `deadline` aborts. */
+  write(event: UsageEvent, deadline: AbortSignal): Promise<void>;
+}
 
-/** Durable fallback for events that Redis could not take. Writes must be idempotent by event id. */
+/** Durable fallback for events that the buffer could not take. Writes must be idempotent by event id. */
 export interface UsageSpool {
   write(event: UsageEvent): Promise<void>;
 }
@@ -21,7 +15,7 @@ export interface UsageSpool {
 export type RecordOutcome = 'redis' | 'spool';
 
 export interface UsageRecorderOptions {
-  /** Longest wait for Redis before the event goes to the spool instead. */
+  /** Longest wait for the buffer before the event goes to the spool instead. */
   redisTimeoutMs: number;
   spoolAttempts?: number;
   onSpooled?: (event: UsageEvent, reason: unknown) => void;
@@ -41,13 +35,13 @@ export class UsageRecordError extends Error {
 }
 
 /**
- * Writes one usage event per served request, in one Redis round trip; falls back to the spool when
- * Redis is down or slow. An event can end up in both stores (Redis answered after the timeout):
- * both are keyed by the event id, and the aggregation merges them by id, so it counts once.
+ * Writes one usage event per served request to the live buffer; falls back to the spool when the
+ * buffer is down or slow. An event can end up in both stores (the buffer answered after the
+ * timeout): both are keyed by the event id, and the aggregation merges them by id, so it counts once.
  */
 export class UsageRecorder {
   constructor(
-    private readonly redis: () => Redis,
+    private readonly buffer: LiveUsageBuffer,
     private readonly spool: UsageSpool,
     private readonly options: UsageRecorderOptions,
   ) {}
@@ -55,7 +49,12 @@ export class UsageRecorder {
   async record(candidate: UsageEvent): Promise<RecordOutcome> {
     const event = usageEventSchema.parse(candidate);
     try {
-      await withTimeout(this.#writeToRedis(event), this.options.redisTimeoutMs, 'Redis write timed out');
+      const deadline = AbortSignal.timeout(this.options.redisTimeoutMs);
+      await withTimeout(
+        this.buffer.write(event, deadline),
+        this.options.redisTimeoutMs,
+        'Redis write timed out',
+      );
       return 'redis';
     } catch (redisError) {
       this.options.onSpooled?.(event, redisError);
@@ -79,14 +78,6 @@ export class UsageRecorder {
         },
       );
     }
-  }
-
-  async #writeToRedis(event: UsageEvent): Promise<void> {
-    const redis = this.redis();
-    // Right after start-up or a reconnect the client may still be connecting; it does not queue.
-    if (redis.status !== 'ready')
-      await whenRedisReady(redis, AbortSignal.timeout(this.options.redisTimeoutMs));
-    await redis.hsetnx(usageKeys.events(new Date(event.window)), event.id, JSON.stringify(event));
   }
 }
 

@@ -3,17 +3,20 @@ import { Redis } from 'ioredis';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { LocalStack } from '../../../local/stack';
 import { startTestStack } from '../../stack';
-import { getAppContext } from '../../../shared/app-context';
-import { armFault, faultPasses, resetFaults } from '../../../shared/chargeback/faults';
+import type { Container } from '@azure/cosmos';
+import { ActivityFaults } from '../../../local/host/activity-faults';
+import { CHARGEBACK_ACTIVITIES } from '../../../functions/chargeback/chargeback-run';
+import { BlobUsageSpool } from '../../../shared/adapters/blob-spool';
+import { CosmosChargebackStore } from '../../../shared/adapters/cosmos-store';
+import { usageKeys } from '../../../shared/adapters/redis-usage-buffer';
 import type { ChargebackConfig, UsageAggregate } from '../../../shared/chargeback/model';
 import { money, sum } from '../../../shared/chargeback/money';
 import type { ChargebackRunSummary } from '../../../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../../../shared/chargeback/run';
-import { ChargebackStore } from '../../../shared/chargeback/store';
-import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from '../../../shared/usage-spool';
-import type { UsageEvent } from '../../../shared/usage';
-import { usageKeys } from '../../../shared/usage-recorder';
-import { windowStart } from '../../../shared/usage';
+import { appServices } from '../../../shared/config/composition';
+import { BLOB_CONTAINERS, COSMOS_CONTAINERS } from '../../../shared/contracts/storage';
+import type { UsageEvent } from '../../../shared/contracts/usage-event';
+import { windowId, windowStart } from '../../../shared/contracts/window';
 
 /**
  * The chargeback run end to end on the local stack: real Redis, Azurite and the Cosmos emulator,
@@ -41,16 +44,39 @@ let stack: LocalStack;
 let redis: Redis;
 let reports: ContainerClient;
 let spoolContainer: ContainerClient;
-let store: ChargebackStore;
+let store: CosmosChargebackStore;
+let prices: Container;
+
+/** Faults injected into the chargeback activities by the local host, as a crash or an outage at that step would. */
+const faults = new ActivityFaults();
+const FAULT_POINTS = {
+  find: [CHARGEBACK_ACTIVITIES.find, 'before'],
+  aggregate: [CHARGEBACK_ACTIVITIES.aggregate, 'before'],
+  /** After the activity committed to Cosmos DB, before the orchestration learns of it. */
+  'aggregate:committed': [CHARGEBACK_ACTIVITIES.aggregate, 'after'],
+  report: [CHARGEBACK_ACTIVITIES.report, 'before'],
+  release: [CHARGEBACK_ACTIVITIES.release, 'before'],
+} as const;
+type FaultPoint = keyof typeof FAULT_POINTS;
+function armFault(point: FaultPoint, times = 1): void {
+  const [activity, phase] = FAULT_POINTS[point];
+  faults.arm(activity, phase, times);
+}
+function faultPasses(point: FaultPoint): number {
+  const [activity, phase] = FAULT_POINTS[point];
+  return faults.passes(activity, phase);
+}
 
 beforeAll(async () => {
   process.env.CHARGEBACK_CONFIG = JSON.stringify(CONFIG);
   stack = await startTestStack();
-  const app = await getAppContext();
+  stack.host.durable.interceptActivities(faults);
+  const app = await appServices();
   redis = new Redis(process.env.REDIS_URL as string);
-  reports = app.blobService().getContainerClient('reports');
-  spoolContainer = app.blobService().getContainerClient(USAGE_SPOOL_CONTAINER);
-  store = new ChargebackStore(app.cosmos(), app.config.cosmos.database);
+  reports = app.reportsContainer();
+  spoolContainer = app.blobService().getContainerClient(BLOB_CONTAINERS.usageSpool);
+  store = new CosmosChargebackStore(app.cosmos(), app.config.cosmos.database);
+  prices = app.cosmos().database(app.config.cosmos.database).container(COSMOS_CONTAINERS.prices.id);
 });
 
 afterAll(async () => {
@@ -59,7 +85,7 @@ afterAll(async () => {
   delete process.env.CHARGEBACK_CONFIG;
 });
 
-afterEach(() => resetFaults());
+afterEach(() => faults.reset());
 
 function event(at: string, fields: Partial<UsageEvent>): UsageEvent {
   const recordedAt = new Date(at);
@@ -88,7 +114,8 @@ function event(at: string, fields: Partial<UsageEvent>): UsageEvent {
 }
 
 async function toRedis(...events: UsageEvent[]): Promise<void> {
-  for (const e of events) await redis.hsetnx(usageKeys.events(new Date(e.window)), e.id, JSON.stringify(e));
+  for (const e of events)
+    await redis.hsetnx(usageKeys.events(windowId(new Date(e.window))), e.id, JSON.stringify(e));
 }
 
 async function toSpool(...events: UsageEvent[]): Promise<void> {
@@ -133,7 +160,7 @@ function exactUsage(report: JsonReport): Record<string, string> {
 }
 
 async function rawUsageKeys(): Promise<string[]> {
-  return (await redis.keys('usage:*')).sort();
+  return (await redis.keys(usageKeys.pattern)).sort();
 }
 
 async function spooled(): Promise<string[]> {
@@ -226,7 +253,7 @@ describe('chargeback run', () => {
     expect(html).toContain('Cost per department');
     const props = await reports.getBlobClient('monthly/2026-06/chargeback-2026-06.csv').getProperties();
     expect(props.contentType).toBe('text/csv; charset=utf-8');
-    expect(props.metadata).toMatchObject({ period: '2026-06', total: '119.90', kind: 'month' });
+    expect(props.metadata).toMatchObject({ period: '2026-06', total: '119.90', kind: 'monthly' });
 
     expect(await rawUsageKeys()).toEqual([]);
     expect(await spooled()).toEqual([]);
@@ -269,7 +296,7 @@ describe('chargeback run', () => {
     const bytesAfterCrash = await Promise.all(files.map(download));
     expect(await rawUsageKeys()).not.toEqual([]); // the raw data is still there
 
-    resetFaults();
+    faults.reset();
     const rerun = await run();
     expect(rerun.error).toBeUndefined();
     expect(rerun.output?.events).toBe(2); // the same batch, adopted: not a second one
@@ -332,7 +359,6 @@ describe('chargeback run', () => {
   });
 
   it('a price override written now never reprices an earlier window, even when backdated', async () => {
-    const { prices } = await store.containers();
     await prices.items.upsert({
       id: 'override-gpt-4o-input-cheap',
       model: 'gpt-4o',

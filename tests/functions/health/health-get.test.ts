@@ -1,5 +1,5 @@
 import type { LocalStack } from '../../../local/stack';
-import type { HealthReport } from '../../../shared/health';
+import type { HealthReport } from '../../../shared/adapters/health';
 import { startTestStack } from '../../stack';
 
 let stack: LocalStack;

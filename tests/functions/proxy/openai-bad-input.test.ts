@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { LocalStack } from '../../../local/stack';
-import { ATTRIBUTION_HEADERS } from '../../../shared/attribution';
-import { windowId, windowStart } from '../../../shared/usage';
-import { gatewayHeaders, startTestStack } from '../../stack';
+import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
+import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -36,7 +35,7 @@ async function call(path: string, init: { headers: Record<string, string>; body:
 }
 
 async function recorded(id: string): Promise<boolean> {
-  return (await redis.hexists(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id)) === 1;
+  return (await recordedEvents(redis, id)).length > 0;
 }
 
 describe('bad input gets a 4xx in the Azure OpenAI error shape and records nothing', () => {
@@ -135,7 +134,7 @@ describe('attribution', () => {
   it('rejects a request without the gateway secret with 401: no anonymous billable traffic', async () => {
     const id = randomUUID();
     const { status, body } = await call(chatPath, {
-      headers: headers(id, { [ATTRIBUTION_HEADERS.gatewaySecret]: undefined }),
+      headers: headers(id, { [GATEWAY_HEADERS.gatewayKey]: undefined }),
       body: JSON.stringify({ messages }),
     });
     expect(status).toBe(401);
@@ -146,7 +145,7 @@ describe('attribution', () => {
   it('rejects forged attribution headers with a wrong gateway secret', async () => {
     const id = randomUUID();
     const { status } = await call(chatPath, {
-      headers: headers(id, { [ATTRIBUTION_HEADERS.gatewaySecret]: 'x'.repeat(27) }),
+      headers: headers(id, { [GATEWAY_HEADERS.gatewayKey]: 'x'.repeat(27) }),
       body: JSON.stringify({ messages }),
     });
     expect(status).toBe(401);
@@ -155,7 +154,7 @@ describe('attribution', () => {
   it('rejects a request the gateway sent without a subscription', async () => {
     const id = randomUUID();
     const { status } = await call(chatPath, {
-      headers: headers(id, { [ATTRIBUTION_HEADERS.subscription]: undefined }),
+      headers: headers(id, { [GATEWAY_HEADERS.subscription]: undefined }),
       body: JSON.stringify({ messages }),
     });
     expect(status).toBe(401);
@@ -173,12 +172,11 @@ describe('attribution', () => {
   it('charges a subscription without a department to "unassigned" instead of dropping it', async () => {
     const id = randomUUID();
     const { status } = await call(chatPath, {
-      headers: headers(id, { [ATTRIBUTION_HEADERS.department]: undefined }),
+      headers: headers(id, { [GATEWAY_HEADERS.department]: undefined }),
       body: JSON.stringify({ messages }),
     });
     expect(status).toBe(200);
-    const json = await redis.hget(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id);
-    expect(JSON.parse(json ?? '{}')).toMatchObject({
+    expect(await recordedEvent(redis, id)).toMatchObject({
       department: 'unassigned',
       subscriptionId: 'sub-ops-02',
     });

@@ -3,9 +3,13 @@ import { Redis } from 'ioredis';
 import { AzureOpenAI, OpenAI } from 'openai';
 import type { OpenAiSimulator } from '../../../local/simulators/openai';
 import type { LocalStack } from '../../../local/stack';
-import type { UsageEvent } from '../../../shared/usage';
-import { usageEventSchema, windowId, windowStart } from '../../../shared/usage';
-import { gatewayHeaders, startTestStack } from '../../stack';
+import type { UsageEvent } from '../../../shared/contracts/usage-event';
+import {
+  gatewayHeaders,
+  recordedEvent as recordedEventOf,
+  recordedEvents,
+  startTestStack,
+} from '../../stack';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -51,9 +55,8 @@ function simulator(): OpenAiSimulator {
   return stack.openAiSimulator;
 }
 
-async function recordedEvent(id: string): Promise<UsageEvent | undefined> {
-  const json = await redis.hget(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id);
-  return json ? usageEventSchema.parse(JSON.parse(json)) : undefined;
+function recordedEvent(id: string): Promise<UsageEvent | undefined> {
+  return recordedEventOf(redis, id);
 }
 
 async function eventually(id: string): Promise<UsageEvent> {
@@ -249,8 +252,7 @@ describe('Azure OpenAI through the proxy, with the official openai client', () =
     const id = randomUUID();
     await client(id).chat.completions.create({ model: 'gpt-4o', messages });
     await client(id).chat.completions.create({ model: 'gpt-4o', messages });
-    const all = await redis.hgetall(`usage:{w:${windowId(windowStart(new Date()))}}:events`);
-    expect(Object.keys(all).filter((key) => key === id)).toHaveLength(1);
+    expect(await recordedEvents(redis, id)).toHaveLength(1);
   });
 
   it('an interrupted upstream stream is estimated and flagged', async () => {

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { pcmTone, wavHeader } from '../../../local/simulators/audio';
 import type { LocalStack } from '../../../local/stack';
-import { readWav } from '../../../shared/audio';
-import { billableCharacters, spokenText } from '../../../shared/speech-billing';
-import type { UsageEvent } from '../../../shared/usage';
-import { windowId, windowStart } from '../../../shared/usage';
-import { gatewayHeaders, startTestStack } from '../../stack';
+import { readWav } from '../../../shared/metering/audio';
+import { billableCharacters, spokenText } from '../../../shared/metering/speech-billing';
+import type { UsageEvent } from '../../../shared/contracts/usage-event';
+import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -56,9 +55,9 @@ function oggOpus(seconds: number): Uint8Array<ArrayBuffer> {
 }
 
 async function event(id: string): Promise<UsageEvent> {
-  const json = await redis.hget(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id);
-  if (!json) throw new Error(`no usage event ${id}`);
-  return JSON.parse(json) as UsageEvent;
+  const recorded = await recordedEvent(redis, id);
+  if (!recorded) throw new Error(`no usage event ${id}`);
+  return recorded;
 }
 
 const sttPath = '/api/speech/recognition/conversation/cognitiveservices/v1?language=en-US';
@@ -137,7 +136,7 @@ describe('speech-to-text through the proxy', () => {
     });
     expect(res.status).toBe(status);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
-    expect(await redis.hexists(`usage:{w:${windowId(windowStart(new Date()))}}:events`, id)).toBe(0);
+    expect(await recordedEvents(redis, id)).toEqual([]);
   });
 
   it('requires the language', async () => {

@@ -3,9 +3,10 @@ import { rmSync } from 'node:fs';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { Redis } from 'ioredis';
 import type { LocalStack } from '../../../local/stack';
-import { usageKeys } from '../../../shared/usage-recorder';
-import { BlobUsageSpool, USAGE_SPOOL_CONTAINER } from '../../../shared/usage-spool';
-import { windowEnd, windowStart } from '../../../shared/usage';
+import { BlobUsageSpool } from '../../../shared/adapters/blob-spool';
+import { usageKeys } from '../../../shared/adapters/redis-usage-buffer';
+import { BLOB_CONTAINERS } from '../../../shared/contracts/storage';
+import { windowEnd, windowId, windowStart } from '../../../shared/contracts/window';
 import { gatewayHeaders, startTestStack } from '../../stack';
 
 /**
@@ -73,14 +74,14 @@ it('loses no usage and counts none twice when Redis goes down during concurrent 
   const spool = new BlobUsageSpool(
     BlobServiceClient.fromConnectionString(
       process.env.STORAGE_CONNECTION_STRING as string,
-    ).getContainerClient(USAGE_SPOOL_CONTAINER),
+    ).getContainerClient(BLOB_CONTAINERS.usageSpool),
   );
   const inRedis: string[] = [];
   const inSpool: string[] = [];
   try {
     for (let w = windowStart(startedAt); w <= new Date(); w = windowEnd(w)) {
-      inRedis.push(...Object.keys(await redis.hgetall(usageKeys.events(w))));
-      inSpool.push(...(await spool.read(w)).map((event) => event.id));
+      inRedis.push(...Object.keys(await redis.hgetall(usageKeys.events(windowId(w)))));
+      inSpool.push(...(await spool.eventsOf(windowId(w))).map((event) => event.id));
     }
   } finally {
     redis.disconnect();

@@ -1,12 +1,14 @@
 import type { LocalStack } from '../../../local/stack';
 import { startTestStack } from '../../stack';
-import { getAppContext } from '../../../shared/app-context';
-import { ATTRIBUTION_HEADERS, FINANCE_ROLE } from '../../../shared/attribution';
-import { buildReport } from '../../../shared/chargeback/allocation';
+import { BlobReportStore } from '../../../shared/adapters/blob-reports';
 import { DEFAULT_CHARGEBACK_CONFIG } from '../../../shared/chargeback/default-config';
 import type { UsageAggregate } from '../../../shared/chargeback/model';
-import { writeReport } from '../../../shared/chargeback/report-store';
-import { reportPeriod } from '../../../shared/chargeback/run';
+import { buildReport } from '../../../shared/chargeback/report';
+import { reportFiles } from '../../../shared/chargeback/report-files';
+import { appServices } from '../../../shared/config/composition';
+import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
+import { parsePeriod } from '../../../shared/contracts/report-period';
+import { APP_ROLES } from '../../../shared/contracts/roles';
 
 /** The finance API on the local host, against reports written to Azurite. */
 
@@ -45,21 +47,17 @@ function row(department: string, cost: string): UsageAggregate {
 
 beforeAll(async () => {
   stack = await startTestStack();
-  const app = await getAppContext();
-  const container = app.blobService().getContainerClient('reports');
-  await container.createIfNotExists();
-  for (const ref of [
-    { kind: 'month' as const, id: '2026-11' },
-    { kind: 'day' as const, id: '2026-11-03' },
-  ]) {
-    await writeReport(
-      container,
-      buildReport({
-        period: reportPeriod(ref),
-        aggregates: [row('research', '12.50'), row('marketing', '3.25')],
-        config: DEFAULT_CHARGEBACK_CONFIG,
-        dataThrough: '2026-11-03T10:15:00.000Z',
-      }),
+  const store = new BlobReportStore((await appServices()).reportsContainer());
+  for (const period of ['2026-11', '2026-11-03']) {
+    await store.write(
+      reportFiles(
+        buildReport({
+          period: parsePeriod(period),
+          aggregates: [row('research', '12.50'), row('marketing', '3.25')],
+          config: DEFAULT_CHARGEBACK_CONFIG,
+          dataThrough: '2026-11-03T10:15:00.000Z',
+        }),
+      ),
     );
   }
 }, 60_000);
@@ -69,8 +67,8 @@ afterAll(() => stack.stop());
 function headers(overrides: Record<string, string | undefined> = {}): Record<string, string> {
   const all: Record<string, string | undefined> = {
     'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
-    [ATTRIBUTION_HEADERS.gatewaySecret]: process.env.GATEWAY_SHARED_SECRET,
-    [ATTRIBUTION_HEADERS.roles]: `Reader, ${FINANCE_ROLE}`,
+    [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET,
+    [GATEWAY_HEADERS.roles]: `Reader, ${APP_ROLES.finance}`,
     ...overrides,
   };
   return Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined));
@@ -108,12 +106,7 @@ describe('finance API', () => {
     const response = await get(`reports/${MONTH}`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/csv; charset=utf-8');
-    const app = await getAppContext();
-    const stored = await app
-      .blobService()
-      .getContainerClient('reports')
-      .getBlobClient(MONTH)
-      .downloadToBuffer();
+    const stored = await (await appServices()).reportsContainer().getBlobClient(MONTH).downloadToBuffer();
     expect(Buffer.from(await response.arrayBuffer())).toEqual(stored);
   });
 
@@ -132,14 +125,11 @@ describe('finance API', () => {
 
   it('refuses callers without the gateway secret (401) or the finance role (403)', async () => {
     expect(
-      (await errorOf(await get('reports', { [ATTRIBUTION_HEADERS.gatewaySecret]: 'wrong-secret-1234567' })))
-        .status,
+      (await errorOf(await get('reports', { [GATEWAY_HEADERS.gatewayKey]: 'wrong-secret-1234567' }))).status,
     ).toBe(401);
-    const noRole = await errorOf(await get(`reports/${MONTH}`, { [ATTRIBUTION_HEADERS.roles]: 'Reader' }));
+    const noRole = await errorOf(await get(`reports/${MONTH}`, { [GATEWAY_HEADERS.roles]: 'Reader' }));
     expect(noRole).toMatchObject({ status: 403, code: 'Forbidden' });
-    expect((await get(`reports/${MONTH}?link=1`, { [ATTRIBUTION_HEADERS.roles]: undefined })).status).toBe(
-      403,
-    );
+    expect((await get(`reports/${MONTH}?link=1`, { [GATEWAY_HEADERS.roles]: undefined })).status).toBe(403);
   });
 
   it.each([

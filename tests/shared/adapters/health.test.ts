@@ -1,4 +1,4 @@
-import { checkHealth, ProbeError } from '../../shared/health';
+import { checkHealth, ProbeError } from '../../../shared/adapters/health';
 
 describe('checkHealth', () => {
   it('is healthy only when every probe succeeds, and lists dependencies in a stable order', async () => {

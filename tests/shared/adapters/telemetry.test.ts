@@ -1,6 +1,6 @@
-import type { MetricPoint, TelemetrySink } from '../../shared/telemetry';
-import { METRICS, Telemetry, createTelemetry, usageMetrics } from '../../shared/telemetry';
-import type { UsageEvent } from '../../shared/usage';
+import type { MetricPoint, TelemetrySink } from '../../../shared/adapters/telemetry';
+import { METRICS, Telemetry, createTelemetry, usageMetrics } from '../../../shared/adapters/telemetry';
+import type { UsageEvent } from '../../../shared/contracts/usage-event';
 
 const event: UsageEvent = {
   id: 'req-1',

@@ -1,9 +1,11 @@
-import { accruedDays, buildReport } from '../../../shared/chargeback/allocation';
 import type { ChargebackConfig, UsageAggregate } from '../../../shared/chargeback/model';
-import { largestRemainder, money, sum } from '../../../shared/chargeback/money';
+import { money, sum } from '../../../shared/chargeback/money';
 import { PriceTable } from '../../../shared/chargeback/prices';
 import { renderCsv, renderHtml, renderJson, REPORT_COLUMNS } from '../../../shared/chargeback/render';
-import { reportPeriod } from '../../../shared/chargeback/run';
+import { buildReport } from '../../../shared/chargeback/report';
+import { largestRemainder } from '../../../shared/chargeback/rounding';
+import { accruedDays } from '../../../shared/chargeback/shared-costs';
+import { parsePeriod } from '../../../shared/contracts/report-period';
 
 describe('largest remainder', () => {
   it('rounds thirds so they add up to the rounded total', () => {
@@ -124,7 +126,7 @@ const base: ChargebackConfig = {
   markupPercent: '0',
 };
 // April has 30 days; data through 2026-04-02T10:15 accrues two days (April 1 and 2).
-const month = reportPeriod({ kind: 'month', id: '2026-04' });
+const month = parsePeriod('2026-04');
 const through = '2026-04-02T10:15:00.000Z';
 const rows = [row('a', '30'), row('b', '10'), row('unassigned', '0', { quantity: '3000000' })];
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOCAL_SETTING_NAMES } from '../../local/settings';
-import { APP_SETTING_NAMES, ConfigError, loadConfig, parseConfig } from '../../shared/config';
+import { LOCAL_SETTING_NAMES } from '../../../local/settings';
+import { APP_SETTING_NAMES, ConfigError, loadConfig, parseConfig } from '../../../shared/config/settings';
 
 const valid = {
   REDIS_URL: 'redis://127.0.0.1:6379',
@@ -184,7 +184,7 @@ describe('configuration', () => {
 
   it('local.settings.example.json lists every setting the app and the local runtime read', () => {
     const example = JSON.parse(
-      readFileSync(join(__dirname, '..', '..', 'local.settings.example.json'), 'utf8'),
+      readFileSync(join(__dirname, '..', '..', '..', 'local.settings.example.json'), 'utf8'),
     ) as {
       Values: Record<string, string>;
     };

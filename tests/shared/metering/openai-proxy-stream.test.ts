@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { proxyOpenAi } from '../../shared/openai-proxy';
-import type { UsageEvent } from '../../shared/usage';
+import { UndiciOpenAiUpstream } from '../../../shared/adapters/openai-upstream';
+import { proxyOpenAi } from '../../../shared/metering/openai-proxy';
+import type { UsageEvent } from '../../../shared/contracts/usage-event';
 
 /**
  * The stream relay against an upstream that sends hand-written SSE (spacing, comments and field
@@ -45,13 +46,15 @@ describe('streamed answers, byte for byte', () => {
         startedAt: Date.now(),
       },
       {
-        endpoint,
-        authHeaders: () => Promise.resolve({}),
+        upstream: new UndiciOpenAiUpstream({
+          endpoint,
+          authHeaders: () => Promise.resolve({}),
+          timeoutMs: 5_000,
+        }),
         record: (event) => {
           events.push(event);
           return Promise.resolve();
         },
-        timeoutMs: 5_000,
       },
     );
     const text = await new Response(response.body as ReadableStream<Uint8Array>).text();

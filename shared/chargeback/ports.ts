@@ -1,0 +1,105 @@
+import type { ReportFile, ReportFormat } from '../contracts/report-paths';
+import type { UsageAggregate } from './model';
+
+/**
+ * What the chargeback steps need from the outside world, as interfaces. The adapters implement
+ * them (Redis, Blob Storage, Cosmos DB); tests can give in-memory ones.
+ */
+
+/** A window's claimed batch of raw usage: frozen once claimed. */
+export interface WindowBatch {
+  windowId: string;
+  batch: string;
+}
+
+/** The raw usage buffer (Redis plus the spool): live events, claimed into frozen batches, released after commit. */
+export interface UsageBuffer {
+  /** Closed windows (ended `graceMs` before `asOf`) that still hold raw usage, oldest first. */
+  pendingWindows(asOf: Date, graceMs: number): Promise<string[]>;
+  /** Claims the window's live and spooled events into its open batch (adopting one, else opening `proposed`). */
+  claim(windowId: string, proposed: string): Promise<WindowBatch>;
+  /** The batch's raw events (JSON strings), page by page; the same pages on every read. */
+  read(batch: WindowBatch): AsyncIterable<string[]>;
+  /** Deletes the batch's raw data: only after everything computed from it is committed. */
+  release(batch: WindowBatch): Promise<void>;
+}
+
+/** Spooled usage events (one blob per event), as the buffer claims and releases them. */
+export interface SpooledUsage {
+  /** Window ids that have spooled events. */
+  windows(): Promise<string[]>;
+  /** Names of a window's spooled events. */
+  names(windowId: string): AsyncIterable<string>;
+  /** One spooled event, as stored (JSON). */
+  read(name: string): Promise<string>;
+  delete(name: string): Promise<void>;
+}
+
+/** A committed batch: its rows are in the store; written last, as the commit marker. */
+export interface BatchRecord {
+  id: string;
+  pk: string;
+  type: 'batch';
+  windowId: string;
+  batch: string;
+  windowStart: string;
+  windowEnd: string;
+  month: string;
+  day: string;
+  events: number;
+  invalidEvents: number;
+  aggregates: number;
+}
+
+/** Aggregated, priced usage rows and batch records (Cosmos DB). */
+export interface AggregateStore {
+  /** Upserts a batch's rows, then its record. Idempotent: ids are deterministic. */
+  commit(rows: UsageAggregate[], record: BatchRecord): Promise<void>;
+  /** The usage rows of a month, or of one day of it; every department unless one is named. */
+  usage(filter: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]>;
+  /** The committed batches of a month. */
+  batches(month: string): Promise<BatchRecord[]>;
+}
+
+/** An admin's price override as stored, with when it was written. */
+export interface StoredPrice {
+  document: Record<string, unknown>;
+  /** When the override was written (Cosmos `_ts`): it never applies before that. */
+  writtenAt: Date;
+}
+
+export interface PriceSource {
+  overrides(): Promise<StoredPrice[]>;
+}
+
+/** One rendered report file, ready to store. */
+export interface RenderedReportFile extends ReportFile {
+  path: string;
+  content: string;
+  contentType: string;
+  /** Shown as an attachment (CSV, JSON) or inline (the HTML summary). */
+  attachment: boolean;
+  metadata: Record<string, string>;
+}
+
+export interface ReportStore {
+  /** Writes the files (unchanged ones are skipped); returns their paths. */
+  write(files: readonly RenderedReportFile[]): Promise<string[]>;
+}
+
+/** Raw events that failed the usage schema: kept aside and counted, never dropped silently. */
+export interface Quarantine {
+  put(batch: WindowBatch, invalid: ReadonlyArray<{ raw: string; problem: string }>): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface StepLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export type { ReportFormat };

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { isDepartmentId } from '../contracts/department';
+import type { ReportFormat } from '../contracts/report-paths';
+import { DEPARTMENT_REPORT_FORMATS, REPORT_FORMATS, reportPath } from '../contracts/report-paths';
+import type { ChargebackReport, ReportLine } from './model';
+import type { RenderedReportFile } from './ports';
+import { renderCsv, renderHtml, renderJson } from './render';
+
+const CONTENT_TYPES: Record<ReportFormat, string> = {
+  csv: 'text/csv; charset=utf-8',
+  json: 'application/json; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+};
+
+function render(format: ReportFormat, report: ChargebackReport, lines?: ReportLine[]): string {
+  switch (format) {
+    case 'csv':
+      return renderCsv(report, lines);
+    case 'json':
+      return renderJson(report, lines);
+    case 'html':
+      return renderHtml(report);
+  }
+}
+
+/**
+ * A report's files: the whole report in every format, and each department's lines. Pure and
+ * deterministic: the same report gives the same files, byte for byte, with a SHA-256 of each in
+ * its metadata (the store skips a file whose content is unchanged).
+ */
+export function reportFiles(report: ChargebackReport): RenderedReportFile[] {
+  const { kind, id } = report.period;
+  const common = { kind, period: id, datathrough: report.dataThrough, currency: report.currency };
+  const file = (
+    format: ReportFormat,
+    total: string,
+    department?: string,
+    lines?: ReportLine[],
+  ): RenderedReportFile => {
+    const content = render(format, report, lines);
+    return {
+      kind,
+      period: id,
+      ...(department !== undefined ? { department } : {}),
+      format,
+      path: reportPath({ kind, period: id, department, format }),
+      content,
+      contentType: CONTENT_TYPES[format],
+      attachment: format !== 'html',
+      metadata: {
+        ...common,
+        total,
+        ...(department !== undefined ? { department } : {}),
+        sha256: createHash('sha256').update(content, 'utf8').digest('hex'),
+      },
+    };
+  };
+  const files = REPORT_FORMATS.map((format) => file(format, report.total));
+  for (const { department, total } of report.departments) {
+    if (!isDepartmentId(department)) continue; // not a safe file name: in the main files only
+    const lines = report.lines.filter((l) => l.department === department);
+    for (const format of DEPARTMENT_REPORT_FORMATS) files.push(file(format, total, department, lines));
+  }
+  return files;
+}

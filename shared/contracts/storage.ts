@@ -1,0 +1,43 @@
+/**
+ * Where the app keeps its data: the Blob containers, the Cosmos DB database and containers with
+ * their partition keys. Deployment (Bicep) creates them, the local stack creates them on start,
+ * and the code only opens them. Tests check the templates against this module.
+ */
+
+export const BLOB_CONTAINERS = {
+  /** Chargeback reports for finance; kept. The name can be changed with REPORTS_CONTAINER. */
+  reports: 'reports',
+  /** Usage events Redis could not take, one blob per event; released after their window's commit. */
+  usageSpool: 'usage-spool',
+  /** Raw events that failed the usage schema, kept aside for inspection; expire. */
+  usageQuarantine: 'usage-quarantine',
+} as const;
+
+export const COSMOS_DATABASE = 'chargeback';
+
+/**
+ * Container `usage`, partition key `/pk` = `<YYYY-MM>|<department>`: finance reads a month (or a
+ * day of it), either for one department (one logical partition) or for all of them (one query
+ * fanning out over the departments, a handful of partitions). A logical partition holds one
+ * department's month, far below the 20 GB limit (its size grows with windows × apps × models ×
+ * meters, never with requests), and a run's writes spread over its departments. A committed batch
+ * is recorded as a `batch` document in partition `<YYYY-MM>|~batches`.
+ *
+ * Container `prices`, partition key `/model`: the admins' price overrides.
+ */
+export const COSMOS_CONTAINERS = {
+  usage: { id: 'usage', partitionKeyPath: '/pk' },
+  prices: { id: 'prices', partitionKeyPath: '/model' },
+} as const;
+
+export type CosmosContainerName = keyof typeof COSMOS_CONTAINERS;
+
+/** The partition of a department's usage rows in a month. */
+export function usagePartitionKey(month: string, department: string): string {
+  return `${month}|${department}`;
+}
+
+/** The partition of a month's batch records (`~` sorts after every department id). */
+export function batchPartitionKey(month: string): string {
+  return usagePartitionKey(month, '~batches');
+}
