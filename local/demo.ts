@@ -9,12 +9,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { AzureOpenAI } from 'openai';
 import { GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 import type { ChargebackRunSummary } from '../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../shared/chargeback/run';
+import { parseReportPath, REPORT_FORMATS, reportPath } from '../shared/contracts/report-paths';
+import { APP_ROLES } from '../shared/contracts/roles';
+import { BLOB_CONTAINERS } from '../shared/contracts/storage';
 import { windowEnd, windowStart } from '../shared/contracts/window';
 import { startLocalStack } from './stack';
 
@@ -195,10 +198,12 @@ async function main(): Promise<void> {
     const financeHeaders = {
       'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
       [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
-      [GATEWAY_HEADERS.roles]: 'Chargeback.Finance',
+      [GATEWAY_HEADERS.roles]: APP_ROLES.finance,
     };
     const json = (await (
-      await fetch(`${reports}/monthly/${month}/chargeback-${month}.json`, { headers: financeHeaders })
+      await fetch(`${reports}/${reportPath({ kind: 'monthly', period: month, format: 'json' })}`, {
+        headers: financeHeaders,
+      })
     ).json()) as {
       total: string;
       currency: string;
@@ -218,9 +223,9 @@ async function main(): Promise<void> {
     const outDir = resolve(process.env.LOCAL_DATA_DIR ?? '.data', 'demo-reports');
     mkdirSync(outDir, { recursive: true });
     const saved: string[] = [];
-    for (const format of ['html', 'csv', 'json']) {
-      const path = `monthly/${month}/chargeback-${month}.${format}`;
-      const file = join(outDir, `chargeback-${month}.${format}`);
+    for (const format of REPORT_FORMATS) {
+      const path = reportPath({ kind: 'monthly', period: month, format });
+      const file = join(outDir, basename(path));
       writeFileSync(
         file,
         Buffer.from(await (await fetch(`${reports}/${path}`, { headers: financeHeaders })).arrayBuffer()),
@@ -228,9 +233,11 @@ async function main(): Promise<void> {
       saved.push(file);
     }
     console.log(
-      `Reports written by the run to the Blob container "reports" (${summary.reports.length} files), e.g.:`,
+      `Reports written by the run to the Blob container "${BLOB_CONTAINERS.reports}" (${summary.reports.length} files), e.g.:`,
     );
-    for (const path of summary.reports.filter((p) => !p.includes('/departments/'))) console.log(`  ${path}`);
+    for (const path of summary.reports.filter((p) => parseReportPath(p)?.department === undefined)) {
+      console.log(`  ${path}`);
+    }
     console.log('\nDownloaded through the finance API (open the HTML in a browser):');
     for (const file of saved) console.log(`  ${file}`);
   } finally {

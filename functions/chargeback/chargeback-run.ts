@@ -6,6 +6,7 @@ import type { StepLogger, WindowBatch } from '../../shared/chargeback/ports';
 import type { ChargebackRunSummary, WindowOutcome } from '../../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION, periodsOf, runInstanceId } from '../../shared/chargeback/run';
 import { appServices } from '../../shared/config/composition';
+import { WINDOW_MINUTES } from '../../shared/contracts/window';
 
 /**
  * Every 15 minutes: find the closed windows still holding raw usage, aggregate each into Cosmos
@@ -160,7 +161,8 @@ df.app.activity(CHARGEBACK_ACTIVITIES.report, { handler: writeReports });
 df.app.activity(CHARGEBACK_ACTIVITIES.release, { handler: releaseBatch });
 
 app.timer('chargebackTimer', {
-  schedule: '0 */15 * * * *',
+  // At the start of every window (0 */15 * * * *): six-field NCRONTAB, UTC.
+  schedule: `0 */${WINDOW_MINUTES} * * * *`,
   extraInputs: [df.input.durableClient()],
   handler: startChargebackRun,
 });

@@ -191,7 +191,7 @@ export class HttpTriggerServer {
       headers,
       body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : undefined,
       duplex: 'half',
-    } as RequestInit);
+    });
     const request = new HttpRequest({ nativeRequest, params } as unknown as ConstructorParameters<
       typeof HttpRequest
     >[0]);
@@ -253,7 +253,7 @@ function writePlainResponse(result: unknown, res: http.ServerResponse): boolean 
   if (!hasJson && init.body !== undefined && init.body !== null && !(init.body instanceof Uint8Array))
     return false;
   const status = init.status ?? 200;
-  const headers = new Headers(init.headers as HeadersInit | undefined);
+  const headers = new Headers(init.headers as ConstructorParameters<typeof Headers>[0]);
   const nullBody = status === 204 || status === 205 || status === 304;
   let body: Uint8Array | undefined;
   if (!nullBody && hasJson) {
