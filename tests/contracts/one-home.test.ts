@@ -42,7 +42,11 @@ describe('one home per contract', () => {
       /\\d\{8\}T\\d\{4\}Z|\(\\d\{4\}\)\(\\d\{2\}\)\(\\d\{2\}\)T/,
       'shared/contracts/window.ts',
     ],
-    ['the Redis key prefix and hash tag', /PREFIX\s*=|['"`]usage:|:\{w:/, 'shared/adapters/redis-usage-buffer.ts'],
+    [
+      'the Redis key prefix and hash tag',
+      /PREFIX\s*=|['"`]usage:|:\{w:/,
+      'shared/adapters/redis-usage-buffer.ts',
+    ],
     ['the usage partition key path', /['"`]\/pk['"`]/, 'shared/contracts/storage.ts'],
     ['the prices partition key path', /['"`]\/model['"`]/, 'shared/contracts/storage.ts'],
     ['the usage partition key format', /\|~batches|\$\{month\}\|\$\{/, 'shared/contracts/storage.ts'],
@@ -56,7 +60,11 @@ describe('one home per contract', () => {
       'shared/contracts/storage.ts',
     ],
     ['the Cosmos database', /['"`]chargeback['"`]/, 'shared/contracts/storage.ts'],
-    ['the report path layout', /chargeback-\$\{[^}]*\}\.|\/chargeback-|departments\//, 'shared/contracts/report-paths.ts'],
+    [
+      'the report path layout',
+      /chargeback-\$\{[^}]*\}\.|\/chargeback-|departments\//,
+      'shared/contracts/report-paths.ts',
+    ],
     ['the finance role', /Chargeback\.Finance/, 'shared/contracts/roles.ts'],
   ])('%s is only in its home', (_name, literal, home) => {
     expect(homesOf(literal)).toEqual([home]);
