@@ -1,4 +1,4 @@
-import type { PcmFormat } from '../../shared/audio';
+import type { PcmFormat } from '../../shared/metering/audio';
 
 /**
  * Audio of a given duration in the output formats Azure Speech offers, for the simulator: a quiet

@@ -82,3 +82,25 @@ function milliseconds(part: string, argument: string | undefined): number {
   }
   return value;
 }
+
+/** Whether a plan changes anything about its request: what the simulators count as `faulted`. */
+export function isFaulted(plan: FaultPlan): boolean {
+  return plan.outcome !== undefined || plan.latencyMs !== undefined || plan.chunkDelayMs !== undefined;
+}
+
+/** The `retry-after` of a rate-limit fault: whole seconds, at least one. */
+export function retryAfterSeconds(plan: FaultPlan): number {
+  return Math.max(1, Math.ceil(plan.retryAfterMs / 1000));
+}
+
+/**
+ * The fault of one request: the value it carries (header or query parameter, repeated headers
+ * joined) when it carries one, else the simulator-wide plan. Throws FaultSyntaxError when invalid.
+ */
+export function requestFault(
+  value: string | readonly string[] | null | undefined,
+  fallback: FaultPlan,
+): FaultPlan {
+  if (value === undefined || value === null) return fallback;
+  return parseFault(typeof value === 'string' ? value : value.join(','));
+}

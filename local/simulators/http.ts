@@ -1,7 +1,91 @@
-import type http from 'node:http';
+import type { EventEmitter } from 'node:events';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { FaultPlan } from './faults';
 
-/** Plumbing shared by the simulators: bodies, JSON, waits that end with the connection, streaming. */
+/**
+ * Plumbing shared by the simulators: the server and its error answers, injected faults, bodies,
+ * JSON, waits that end with the connection, streaming.
+ */
+
+/** What Azure's API gateway answers a wrong key with, in front of either service. */
+export const ACCESS_DENIED_MESSAGE =
+  'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.';
+
+/** An error a simulator answers with, in its service's JSON shape. */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly headers: http.OutgoingHttpHeaders;
+  toBody(): unknown;
+}
+
+export interface SimulatorServerOptions {
+  /** Called for every request, before it is handled. */
+  onRequest(): void;
+  /** The answer to an error thrown by the handler: the service's own error, or an internal error. */
+  errorAnswer(error: unknown): ErrorAnswer;
+  /** Headers every error answer carries (the error's own headers win). */
+  errorHeaders?(): http.OutgoingHttpHeaders;
+}
+
+/**
+ * An HTTP server whose handler answers by throwing: an error thrown before the response started is
+ * answered as JSON, one thrown after drops the connection (the client sees the stream break).
+ */
+export function createSimulatorServer(
+  handle: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>,
+  options: SimulatorServerOptions,
+): http.Server {
+  const server = http.createServer((req, res) => {
+    options.onRequest();
+    handle(req, res).catch((error: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const failure = options.errorAnswer(error);
+      sendJson(res, failure.status, failure.toBody(), { ...options.errorHeaders?.(), ...failure.headers });
+    });
+  });
+  // Longer than the clients' and proxies' idle timeouts, as the services' are, so they close first.
+  server.keepAliveTimeout = 65_000;
+  return server;
+}
+
+/** The errors a service answers an injected failure with. */
+export interface FaultErrors {
+  rateLimited(plan: FaultPlan): Error;
+  serverError(): Error;
+  unavailable(): Error;
+}
+
+/**
+ * Applies a fault's failure (thrown as the service's error, for the server to answer) or its
+ * latency to a request; false when the request is answered (or abandoned) already. A `cut` is the
+ * caller's to apply, to the response it writes.
+ */
+export async function applyFault(
+  plan: FaultPlan,
+  res: http.ServerResponse,
+  errors: FaultErrors,
+  defaultLatencyMs: number,
+): Promise<boolean> {
+  switch (plan.outcome) {
+    case 'timeout':
+      return false; // never answered; close() or the client ends it
+    case 'reset':
+      res.destroy();
+      return false;
+    case 'rate-limit':
+      throw errors.rateLimited(plan);
+    case 'server-error':
+      throw errors.serverError();
+    case 'unavailable':
+      throw errors.unavailable();
+    default:
+      return pause(plan.latencyMs ?? defaultLatencyMs, res);
+  }
+}
 
 export async function readBody(req: http.IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -39,18 +123,29 @@ export function cutAfter(res: http.ServerResponse, partial: Buffer | string): vo
  * client that gives up or a close() never leaves timers behind.
  */
 export function pause(ms: number, res: http.ServerResponse): Promise<boolean> {
-  if (ms <= 0) return Promise.resolve(!res.destroyed);
-  if (res.destroyed) return Promise.resolve(false);
+  return pauseWhileOpen(ms, res, () => !res.destroyed);
+}
+
+/**
+ * Waits `ms` while a connection (a response, a WebSocket) stays open: resolves whether it still is,
+ * early (dropping its timer) when it closes first.
+ */
+export function pauseWhileOpen(
+  ms: number,
+  connection: Pick<EventEmitter, 'once' | 'off'>,
+  isOpen: () => boolean,
+): Promise<boolean> {
+  if (ms <= 0 || !isOpen()) return Promise.resolve(isOpen());
   return new Promise((resolve) => {
     const onClose = (): void => {
       clearTimeout(timer);
       resolve(false);
     };
     const timer = setTimeout(() => {
-      res.off('close', onClose);
-      resolve(true);
+      connection.off('close', onClose);
+      resolve(isOpen());
     }, ms);
-    res.once('close', onClose);
+    connection.once('close', onClose);
   });
 }
 

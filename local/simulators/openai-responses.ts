@@ -1,27 +1,23 @@
-import { invalidRequest, invalidValue, unsupportedParameter } from './openai-errors';
-import type { Completion, PromptCache, ReasoningEffort } from './openai-text';
+import { invalidRequest, invalidValue, operationNotSupported, responseNotFound } from './openai-errors';
+import type { Generated, Operation, OperationInput, ResponsesUsage } from './openai-operation';
+import { reasoningEffort } from './openai-operation';
+import type { Completion } from './openai-text';
 import {
   complete,
+  isEmbeddingModel,
   isReasoningModel,
   PromptBuilder,
-  REASONING_EFFORTS,
   serviceId,
   tokenizerFor,
+  trimOldest,
 } from './openai-text';
 
 /**
  * The Responses API (`POST /openai/v1/responses`, and `/openai/responses?api-version=` as the
  * AzureOpenAI client calls it): the response object, its SSE event sequence, and stored responses
- * so that `previous_response_id` carries the earlier turn's context, billed as input tokens.
+ * (`GET` / `DELETE /openai/v1/responses/{id}`) so that `previous_response_id` carries the earlier
+ * turn's context, billed as input tokens.
  */
-
-export interface ResponsesUsage {
-  input_tokens: number;
-  input_tokens_details: { cached_tokens: number };
-  output_tokens: number;
-  output_tokens_details: { reasoning_tokens: number };
-  total_tokens: number;
-}
 
 interface StoredResponse {
   response: Record<string, unknown>;
@@ -41,11 +37,7 @@ export class ResponseStore {
 
   set(id: string, entry: StoredResponse): void {
     this.entries.set(id, entry);
-    while (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done) break;
-      this.entries.delete(oldest.value);
-    }
+    trimOldest(this.entries, this.capacity);
   }
 
   delete(id: string): boolean {
@@ -53,29 +45,32 @@ export class ResponseStore {
   }
 }
 
-export interface ResponsesOutcome {
-  response: Record<string, unknown>;
-  usage: ResponsesUsage;
-  /** The SSE frames of the streamed form (`event:` and `data:` lines), in order. */
-  frames(): string[];
+/** A stored response (`GET`), or the answer to its deletion (`DELETE`). */
+export function storedResponse(store: ResponseStore, id: string, remove: boolean): Record<string, unknown> {
+  const stored = store.get(id);
+  if (!stored) throw responseNotFound(id);
+  if (!remove) return stored.response;
+  store.delete(id);
+  return { id, object: 'response', deleted: true };
 }
 
 const MIN_OUTPUT_TOKENS = 16;
 
-/**
- * Validates a Responses request and reads its prompt; the function returned generates the
- * response, so that a request failed by a fault neither warms the prompt cache nor is stored.
- */
-export function prepareResponse(
-  request: Record<string, unknown>,
-  deployment: string,
-  model: string,
-  cache: PromptCache,
-  store: ResponseStore,
-): () => ResponsesOutcome {
+export const responses: Operation = { name: 'Responses_Create', prepare: prepareResponse };
+
+function prepareResponse({ request, deployment, model, cache, store }: OperationInput): () => Generated {
+  if (isEmbeddingModel(model)) throw operationNotSupported('responses', model);
   const tokenizer = tokenizerFor(model);
   const reasoning = isReasoningModel(model);
-  const effort = reasoningEffort(request.reasoning, reasoning, model);
+  const effort =
+    request.reasoning === undefined || request.reasoning === null
+      ? undefined
+      : reasoningEffort(
+          'reasoning.effort',
+          (request.reasoning as { effort?: unknown }).effort,
+          model,
+          "'low', 'medium' and 'high'",
+        );
   const limit = request.max_output_tokens;
   if (limit !== undefined && limit !== null) {
     if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < MIN_OUTPUT_TOKENS) {
@@ -176,25 +171,17 @@ export function prepareResponse(
     }
 
     return {
-      response,
       usage,
-      frames: () => responseFrames(base, response, reasoningItem, message, completion),
+      json: () => response,
+      stream:
+        request.stream === true
+          ? {
+              frames: () => responseFrames(base, response, reasoningItem, message, completion),
+              cutAfterAtLeast: 4,
+            }
+          : undefined,
     };
   };
-}
-
-function reasoningEffort(value: unknown, reasoning: boolean, model: string): ReasoningEffort | undefined {
-  if (value === undefined || value === null) return undefined;
-  const effort = (value as { effort?: unknown }).effort;
-  if (effort === undefined || effort === null) return undefined;
-  if (!reasoning) throw unsupportedParameter('reasoning.effort');
-  if (typeof effort !== 'string' || !REASONING_EFFORTS.includes(effort)) {
-    throw invalidValue('reasoning.effort', effort, "Supported values are: 'low', 'medium' and 'high'.");
-  }
-  if (effort === 'minimal' && !model.startsWith('gpt-5')) {
-    throw invalidValue('reasoning.effort', effort, "Supported values are: 'low', 'medium' and 'high'.");
-  }
-  return effort as ReasoningEffort;
 }
 
 function addInput(builder: PromptBuilder, input: unknown): void {

@@ -205,12 +205,17 @@ export class PromptCache {
       this.entries.delete(key); // re-inserting moves it to the young end of the LRU
       this.entries.set(key, now);
     }
-    while (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done) break;
-      this.entries.delete(oldest.value);
-    }
+    trimOldest(this.entries, this.capacity);
     return cached;
+  }
+}
+
+/** Forgets a map's oldest entries (in insertion order) beyond `capacity`: the eviction of a bounded LRU. */
+export function trimOldest<K>(entries: Map<K, unknown>, capacity: number): void {
+  while (entries.size > capacity) {
+    const oldest = entries.keys().next();
+    if (oldest.done) break;
+    entries.delete(oldest.value);
   }
 }
 

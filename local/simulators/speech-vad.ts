@@ -1,4 +1,4 @@
-import type { PcmFormat } from '../../shared/audio';
+import type { PcmFormat } from '../../shared/metering/audio';
 
 /**
  * Where the speech is in PCM audio, as the recognizer would segment it: an energy detector on

@@ -1,16 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
 import { WebSocketServer } from 'ws';
-import { oggOpusDurationSeconds, readWav } from '../../shared/audio';
-import { contentTypeOf, SUPPORTED_OUTPUT_FORMATS, synthesizeAudio } from './audio';
 import type { FaultPlan, FaultSetting } from './faults';
-import { FAULT_HEADER, parseFault } from './faults';
-import { closeServer, listen, pause, readBody, sendJson, writeFrames } from './http';
-import type { RecognitionMode } from './speech-websocket';
-import { modeFromPath, recognitionResult, serveRecognition, serveSynthesis } from './speech-websocket';
-import { SpeechSegmenter, TICKS_PER_SECOND } from './speech-vad';
-import { parseSsml, SsmlError } from './ssml';
+import { FAULT_HEADER, isFaulted, parseFault, requestFault, retryAfterSeconds } from './faults';
+import { applyFault, closeServer, createSimulatorServer, listen, readBody } from './http';
+import {
+  ACCESS_DENIED,
+  asSpeechError,
+  RESOURCE_NOT_FOUND,
+  SPEECH_FAULT_ERRORS,
+  SpeechError,
+} from './speech-errors';
+import { restRecognition } from './speech-recognition-rest';
+import { modeFromPath, serveRecognition } from './speech-recognition-ws';
+import type { RestAnswer, SpeechSession } from './speech-session';
+import { restSynthesis, serveSynthesis } from './speech-synthesis';
+import { tokenAnswer } from './speech-token';
+import { voiceList } from './speech-voices';
 
 /**
  * A local Azure Speech service on one port, plain node:http plus `ws`:
@@ -29,10 +37,15 @@ import { parseSsml, SsmlError } from './ssml';
  *
  * Auth: `Ocp-Apim-Subscription-Key: <key>` (header or query parameter), or
  * `Authorization: Bearer <any token>` (as from /sts/v1.0/issueToken or Entra ID).
+ *
+ * This module is the server: routing, auth, faults and stats, for REST requests and WebSocket
+ * upgrades alike. Each operation is a module of its own: speech-recognition-rest.ts,
+ * speech-recognition-ws.ts, speech-synthesis.ts (REST and WebSocket), speech-voices.ts,
+ * speech-token.ts; speech-websocket.ts is the SDK's message framing.
  */
 
 export type { FaultSetting, SimulatorFault } from './faults';
-export { transcriptFor } from './speech-websocket';
+export { transcriptFor } from './speech-recognition';
 export { parseSsml, speechSecondsFor, CHARACTERS_PER_SECOND } from './ssml';
 /** Kept for callers of the earlier API. */
 export type SpeechFault = FaultSetting | undefined;
@@ -77,47 +90,15 @@ export interface SpeechSimulator {
 
 export const SPEECH_SIMULATOR_KEY = 'local-speech-simulator-key';
 
-const VOICES = [
-  ['en-US', 'JennyNeural', 'Jenny', 'Female', 'English (United States)'],
-  ['en-US', 'GuyNeural', 'Guy', 'Male', 'English (United States)'],
-  ['en-GB', 'SoniaNeural', 'Sonia', 'Female', 'English (United Kingdom)'],
-  ['de-DE', 'KatjaNeural', 'Katja', 'Female', 'German (Germany)'],
-  ['fr-FR', 'DeniseNeural', 'Denise', 'Female', 'French (France)'],
-  ['ja-JP', 'NanamiNeural', 'Nanami', 'Female', 'Japanese (Japan)'],
-].map(([locale, name, display, gender, localeName]) => ({
-  Name: `Microsoft Server Speech Text to Speech Voice (${locale}, ${name})`,
-  DisplayName: display,
-  LocalName: display,
-  ShortName: `${locale}-${name}`,
-  Gender: gender,
-  Locale: locale,
-  LocaleName: localeName,
-  SampleRateHertz: '24000',
-  VoiceType: 'Neural',
-  Status: 'GA',
-  WordsPerMinute: '150',
-}));
-
 const RECOGNITION_PATH =
   /^\/speech\/recognition\/(interactive|conversation|dictation)\/cognitiveservices\/v1$/;
 const UNIVERSAL_PATH = /^\/stt\/speech\/universal\/v\d+$/;
 const SYNTHESIS_PATHS = ['/cognitiveservices/websocket/v1', '/tts/cognitiveservices/websocket/v1'];
-const LANGUAGE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/;
-const AUDIO_CHUNK_BYTES = 8192;
 
-class SpeechError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: http.OutgoingHttpHeaders = {},
-  ) {
-    super(message);
-  }
-}
-
-const ACCESS_DENIED =
-  'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.';
+/** A REST operation: validates its request, throwing the service's errors, and returns its answer. */
+type RestOperation = (req: http.IncomingMessage, url: URL, body: Buffer) => RestAnswer;
+/** A WebSocket operation: serves the connection once accepted. */
+type SocketOperation = (ws: WebSocket, session: SpeechSession) => void;
 
 export async function startSpeechSimulator(options: SpeechSimulatorOptions = {}): Promise<SpeechSimulator> {
   const key = options.key ?? SPEECH_SIMULATOR_KEY;
@@ -137,128 +118,68 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
     url.searchParams.get('Ocp-Apim-Subscription-Key') === key ||
     /^Bearer\s+\S+/i.test(headers.authorization ?? '');
 
+  /** The request's fault: the header, or the query parameter where a client cannot set headers. */
   const faultOf = (headers: http.IncomingHttpHeaders, url: URL): FaultPlan => {
-    const value = headers[FAULT_HEADER] ?? url.searchParams.get(FAULT_HEADER) ?? undefined;
-    if (value === undefined) return fault;
     try {
-      return parseFault(Array.isArray(value) ? value.join(',') : value);
+      return requestFault(headers[FAULT_HEADER] ?? url.searchParams.get(FAULT_HEADER), fault);
     } catch (error) {
       throw new SpeechError(400, 'InvalidSimulatorFault', (error as Error).message);
     }
   };
 
   const countFault = (plan: FaultPlan): void => {
-    if (plan.outcome || plan.latencyMs !== undefined || plan.chunkDelayMs !== undefined) stats.faulted += 1;
+    if (isFaulted(plan)) stats.faulted += 1;
   };
 
-  const server = http.createServer((req, res) => {
-    stats.requests += 1;
-    handleRest(req, res).catch((error: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      const failure =
-        error instanceof SpeechError
-          ? error
-          : new SpeechError(
-              500,
-              'InternalServerError',
-              error instanceof Error ? error.message : String(error),
-            );
-      sendJson(
-        res,
-        failure.status,
-        { error: { code: failure.code, message: failure.message } },
-        failure.headers,
-      );
-    });
+  const sessionFor = (plan: FaultPlan): SpeechSession => ({
+    chunkDelayMs: plan.chunkDelayMs ?? options.chunkDelayMs ?? 0,
+    cut: plan.outcome === 'cut',
+    onAudioReceived: (seconds) => {
+      stats.recognizedSeconds = addSeconds(stats.recognizedSeconds, seconds);
+    },
+    onAudioSynthesized: (seconds, characters) => {
+      stats.synthesizedSeconds = addSeconds(stats.synthesizedSeconds, seconds);
+      stats.synthesizedCharacters += characters;
+    },
   });
-  server.keepAliveTimeout = 65_000;
+
+  const restOperation = (method: string | undefined, path: string): RestOperation | undefined => {
+    if (method === 'GET' && path === '/cognitiveservices/voices/list') return () => voiceList;
+    if (method !== 'POST') return undefined;
+    if (path.toLowerCase() === '/sts/v1.0/issuetoken') return () => tokenAnswer(region);
+    if (RECOGNITION_PATH.test(path)) return restRecognition;
+    if (path === '/cognitiveservices/v1') return (req, _url, body) => restSynthesis(req, body);
+    return undefined;
+  };
+
+  const socketOperation = (path: string, url: URL): SocketOperation | undefined => {
+    if (RECOGNITION_PATH.test(path) || UNIVERSAL_PATH.test(path)) {
+      const init = { mode: modeFromPath(path), detailed: url.searchParams.get('format') === 'detailed' };
+      return (ws, session) => serveRecognition(ws, init, session);
+    }
+    if (SYNTHESIS_PATHS.includes(path)) return serveSynthesis;
+    return undefined;
+  };
+
+  const server = createSimulatorServer(handleRest, {
+    onRequest: () => {
+      stats.requests += 1;
+    },
+    errorAnswer: asSpeechError,
+  });
 
   async function handleRest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator');
     const body = await readBody(req);
-    if (!authorized(req.headers, url)) throw new SpeechError(401, '401', ACCESS_DENIED);
-    const path = url.pathname.replace(/\/+$/, '');
-    const recognition = RECOGNITION_PATH.exec(path);
-    const route =
-      req.method === 'GET' && path === '/cognitiveservices/voices/list'
-        ? 'voices'
-        : req.method === 'POST' && path.toLowerCase() === '/sts/v1.0/issuetoken'
-          ? 'token'
-          : req.method === 'POST' && recognition
-            ? 'stt'
-            : req.method === 'POST' && path === '/cognitiveservices/v1'
-              ? 'tts'
-              : undefined;
-    if (!route) throw new SpeechError(404, '404', 'Resource not found');
+    if (!authorized(req.headers, url)) throw ACCESS_DENIED();
+    const operation = restOperation(req.method, url.pathname.replace(/\/+$/, ''));
+    if (!operation) throw RESOURCE_NOT_FOUND();
     const plan = faultOf(req.headers, url);
-
     // Validate first, so that a fault stands for the failure of a request that would have succeeded.
-    const prepared =
-      route === 'stt'
-        ? prepareRecognition(req, url, body)
-        : route === 'tts'
-          ? prepareSynthesis(req, body)
-          : undefined;
-
+    const answer = operation(req, url, body);
     countFault(plan);
-    switch (plan.outcome) {
-      case 'timeout':
-        return;
-      case 'reset':
-        res.destroy();
-        return;
-      case 'rate-limit': {
-        const seconds = Math.max(1, Math.ceil(plan.retryAfterMs / 1000));
-        throw new SpeechError(
-          429,
-          '429',
-          `Too many requests. The rate limit of your Speech resource was exceeded. Please retry after ${seconds} second${seconds === 1 ? '' : 's'}.`,
-          { 'retry-after': String(seconds), 'retry-after-ms': String(plan.retryAfterMs) },
-        );
-      }
-      case 'server-error':
-        throw new SpeechError(500, 'InternalServerError', 'An internal server error occurred.');
-      case 'unavailable':
-        throw new SpeechError(503, 'ServiceUnavailable', 'The service is temporarily unavailable.');
-      default:
-        break;
-    }
-    if (!(await pause(plan.latencyMs ?? options.latencyMs ?? 0, res))) return;
-    const headers = { 'apim-request-id': randomUUID() };
-    const cut = plan.outcome === 'cut';
-
-    if (route === 'voices') return sendJson(res, 200, VOICES, headers, cut);
-    if (route === 'token') {
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', ...headers });
-      res.end(issueToken(region));
-      return;
-    }
-    if (prepared?.kind === 'stt') {
-      stats.recognizedSeconds = addSeconds(stats.recognizedSeconds, prepared.seconds);
-      return sendJson(res, 200, prepared.result, headers, cut);
-    }
-    if (prepared?.kind === 'tts') {
-      res.writeHead(200, { 'content-type': contentTypeOf(prepared.outputFormat), ...headers });
-      // A cut needs at least two chunks to stop between; short audio is halved instead.
-      const size = cut
-        ? Math.min(AUDIO_CHUNK_BYTES, Math.ceil(prepared.audio.length / 2))
-        : AUDIO_CHUNK_BYTES;
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < prepared.audio.length; at += size) {
-        chunks.push(prepared.audio.subarray(at, at + size));
-      }
-      const outcome = await writeFrames(res, chunks, {
-        chunkDelayMs: plan.chunkDelayMs ?? options.chunkDelayMs ?? 0,
-        cutAfterFrames: cut ? Math.max(1, Math.floor(chunks.length / 2)) : undefined,
-      });
-      if (outcome === 'completed') {
-        stats.synthesizedSeconds = addSeconds(stats.synthesizedSeconds, prepared.seconds);
-        stats.synthesizedCharacters += prepared.characters;
-      }
-    }
+    if (!(await applyFault(plan, res, SPEECH_FAULT_ERRORS, options.latencyMs ?? 0))) return;
+    await answer(res, sessionFor(plan), { 'apim-request-id': randomUUID() });
   }
 
   const sockets = new WebSocketServer({ noServer: true });
@@ -273,10 +194,8 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
       );
     };
     const url = new URL(req.url ?? '/', 'http://simulator');
-    const path = url.pathname.replace(/\/+$/, '');
-    const recognition = RECOGNITION_PATH.test(path) || UNIVERSAL_PATH.test(path);
-    const synthesis = SYNTHESIS_PATHS.includes(path);
-    if (!recognition && !synthesis) return refuse(404, 'Not Found');
+    const operation = socketOperation(url.pathname.replace(/\/+$/, ''), url);
+    if (!operation) return refuse(404, 'Not Found');
     if (!authorized(req.headers, url)) return refuse(401, 'Unauthorized');
     let plan: FaultPlan;
     try {
@@ -292,9 +211,7 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
         socket.destroy();
         return;
       case 'rate-limit':
-        return refuse(429, 'Too Many Requests', {
-          'Retry-After': String(Math.max(1, Math.ceil(plan.retryAfterMs / 1000))),
-        });
+        return refuse(429, 'Too Many Requests', { 'Retry-After': String(retryAfterSeconds(plan)) });
       case 'server-error':
         return refuse(500, 'Internal Server Error');
       case 'unavailable':
@@ -304,114 +221,13 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
     }
     const accept = (): void => {
       if (socket.destroyed) return;
-      sockets.handleUpgrade(req, socket, head, (ws) => {
-        const session = {
-          chunkDelayMs: plan.chunkDelayMs ?? options.chunkDelayMs ?? 0,
-          cut: plan.outcome === 'cut',
-          onAudioReceived: (seconds: number) => {
-            stats.recognizedSeconds = addSeconds(stats.recognizedSeconds, seconds);
-          },
-          onAudioSynthesized: (seconds: number, characters: number) => {
-            stats.synthesizedSeconds = addSeconds(stats.synthesizedSeconds, seconds);
-            stats.synthesizedCharacters += characters;
-          },
-        };
-        if (recognition) {
-          const mode: RecognitionMode = modeFromPath(path);
-          serveRecognition(ws, { mode, detailed: url.searchParams.get('format') === 'detailed' }, session);
-        } else {
-          serveSynthesis(ws, session);
-        }
-      });
+      sockets.handleUpgrade(req, socket, head, (ws) => operation(ws, sessionFor(plan)));
     };
     const latency = plan.latencyMs ?? options.latencyMs ?? 0;
     if (latency <= 0) return accept();
     const timer = setTimeout(accept, latency);
     socket.once('close', () => clearTimeout(timer));
   });
-
-  function prepareRecognition(req: http.IncomingMessage, url: URL, body: Buffer) {
-    const language = url.searchParams.get('language');
-    if (!language) {
-      throw new SpeechError(400, 'BadRequest', "The 'language' query parameter is required.");
-    }
-    if (!LANGUAGE.test(language)) {
-      throw new SpeechError(400, 'BadRequest', `Unsupported language '${language}'.`);
-    }
-    const format = url.searchParams.get('format') ?? 'simple';
-    if (format !== 'simple' && format !== 'detailed') {
-      throw new SpeechError(400, 'BadRequest', `Unsupported format '${format}': use simple or detailed.`);
-    }
-    const contentType = (req.headers['content-type'] ?? '').toLowerCase();
-    let seconds: number | undefined;
-    let phrase: { offset: number; duration: number } | undefined;
-    if (/^audio\/(x-)?wav\b/.test(contentType)) {
-      const wav = readWav(body);
-      if (!wav) {
-        throw new SpeechError(
-          400,
-          'BadRequest',
-          'The audio is not WAV (RIFF/WAVE with fmt and data chunks).',
-        );
-      }
-      seconds = wav.durationSeconds;
-      const segmenter = new SpeechSegmenter(wav);
-      const data = body.subarray(wav.dataOffset, wav.dataOffset + wav.dataBytes);
-      const events = [...segmenter.push(data), ...segmenter.end()];
-      const first = events.find((event) => event.type === 'phrase');
-      // The short-audio API answers with the first phrase only.
-      if (first?.type === 'phrase') phrase = { offset: first.offset, duration: first.duration };
-    } else if (/^audio\/ogg\b/.test(contentType)) {
-      seconds = oggOpusDurationSeconds(body);
-      if (seconds === undefined) {
-        throw new SpeechError(400, 'BadRequest', 'The audio is not Ogg Opus (no OggS pages with OpusHead).');
-      }
-      if (seconds > 0) phrase = { offset: 0, duration: Math.round(seconds * TICKS_PER_SECOND) };
-    } else {
-      throw new SpeechError(
-        415,
-        'UnsupportedMediaType',
-        `Unsupported content type '${contentType}'. Use 'audio/wav; codecs=audio/pcm; samplerate=16000' or 'audio/ogg; codecs=opus'.`,
-      );
-    }
-    const result = phrase
-      ? recognitionResult(phrase.offset, phrase.duration, format === 'detailed')
-      : {
-          RecognitionStatus: 'InitialSilenceTimeout',
-          Offset: 0,
-          Duration: Math.round(seconds * TICKS_PER_SECOND),
-        };
-    return { kind: 'stt' as const, seconds, result };
-  }
-
-  function prepareSynthesis(req: http.IncomingMessage, body: Buffer) {
-    const outputFormat = String(req.headers['x-microsoft-outputformat'] ?? '');
-    if (!outputFormat) {
-      throw new SpeechError(400, 'BadRequest', 'The X-Microsoft-OutputFormat header is required.');
-    }
-    let document;
-    try {
-      document = parseSsml(body.toString('utf8'));
-    } catch (error) {
-      if (error instanceof SsmlError) throw new SpeechError(400, 'BadRequest', error.message);
-      throw error;
-    }
-    const audio = synthesizeAudio(outputFormat, document.timeline);
-    if (!audio) {
-      throw new SpeechError(
-        400,
-        'BadRequest',
-        `Unsupported X-Microsoft-OutputFormat '${outputFormat}'. Supported: ${SUPPORTED_OUTPUT_FORMATS.join(', ')}.`,
-      );
-    }
-    return {
-      kind: 'tts' as const,
-      outputFormat,
-      audio,
-      seconds: document.seconds,
-      characters: [...document.text].length,
-    };
-  }
 
   const port = await listen(server, options.port);
   return {
@@ -434,21 +250,4 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
 /** Sums to the microsecond, so that totals of many small chunks compare exactly. */
 function addSeconds(total: number, seconds: number): number {
   return Math.round((total + seconds) * 1e6) / 1e6;
-}
-
-/** A short-lived access token in the shape the service issues (a JWT); any bearer token is accepted. */
-function issueToken(region: string): string {
-  const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  return [
-    encode({ alg: 'HS256', typ: 'JWT' }),
-    encode({
-      region,
-      'subscription-id': randomUUID(),
-      iss: 'urn:ms.cognitiveservices',
-      aud: `urn:ms.speechservices.${region}`,
-      exp: now + 600,
-    }),
-    Buffer.from(randomUUID()).toString('base64url'),
-  ].join('.');
 }

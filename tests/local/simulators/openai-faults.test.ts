@@ -1,6 +1,7 @@
 import { APIConnectionError, AzureOpenAI, InternalServerError, OpenAI, RateLimitError } from 'openai';
 import type { OpenAiSimulator } from '../../../local/simulators/openai';
 import { FAULT_HEADER, startOpenAiSimulator } from '../../../local/simulators/openai';
+import { errorBody } from '../../../shared/contracts/api-errors';
 
 let sim: OpenAiSimulator;
 let azure: AzureOpenAI;
@@ -53,6 +54,32 @@ describe('errors in the Azure OpenAI shape', () => {
       },
     });
   });
+
+  it.each([
+    ['a client error', chatPath, { temperature: 0 }, {}, 400],
+    [
+      'an unknown deployment',
+      '/openai/deployments/nope/chat/completions?api-version=2024-10-21',
+      { messages },
+      {},
+      404,
+    ],
+    ['a rate limit', chatPath, { messages }, { [FAULT_HEADER]: '429' }, 429],
+    ['a server error', chatPath, { messages }, { [FAULT_HEADER]: '500' }, 500],
+    ['an outage', chatPath, { messages }, { [FAULT_HEADER]: '503' }, 503],
+  ])(
+    "answers %s with the shared contract's body and type rule",
+    async (_name, path, body, headers, status) => {
+      const res = await post(path, body, headers);
+      expect(res.status).toBe(status);
+      const { code, message, param } = res.body.error as {
+        code: string;
+        message: string;
+        param: string | null;
+      };
+      expect(res.body).toEqual(errorBody(status, code, message, param));
+    },
+  );
 
   it('answers 404 DeploymentNotFound for an unknown deployment, on both forms', async () => {
     await expect(azure.chat.completions.create({ model: 'nope', messages })).rejects.toMatchObject({

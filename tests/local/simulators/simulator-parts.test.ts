@@ -5,11 +5,17 @@ import {
   synthesizeAudio,
   wavHeader,
 } from '../../../local/simulators/audio';
-import { FaultSyntaxError, parseFault } from '../../../local/simulators/faults';
+import {
+  FaultSyntaxError,
+  isFaulted,
+  parseFault,
+  requestFault,
+  retryAfterSeconds,
+} from '../../../local/simulators/faults';
 import { PromptCache } from '../../../local/simulators/openai-text';
 import { SpeechSegmenter } from '../../../local/simulators/speech-vad';
 import { parseSsml, SsmlError } from '../../../local/simulators/ssml';
-import { oggOpusDurationSeconds, readWav } from '../../../shared/audio';
+import { oggOpusDurationSeconds, readWav } from '../../../shared/metering/audio';
 
 describe('fault settings', () => {
   it('parses outcomes, latencies and combinations', () => {
@@ -26,6 +32,31 @@ describe('fault settings', () => {
 
   it.each(['explode', '500,503', 'slow', 'slow:-1', 'slow:1.5', 'cut:3'])('rejects %p', (value) => {
     expect(() => parseFault(value)).toThrow(FaultSyntaxError);
+  });
+});
+
+describe('request faults', () => {
+  const wide = parseFault('503');
+
+  it("take the request's value over the simulator-wide fault, an empty value meaning none", () => {
+    expect(requestFault(undefined, wide)).toBe(wide);
+    expect(requestFault(null, wide)).toBe(wide);
+    expect(requestFault('', wide)).toEqual({ retryAfterMs: 1000 });
+    expect(requestFault(['slow:5', 'cut'], wide)).toEqual({
+      outcome: 'cut',
+      retryAfterMs: 1000,
+      latencyMs: 5,
+    });
+    expect(() => requestFault('explode', wide)).toThrow(FaultSyntaxError);
+  });
+
+  it('count as faulted when they change anything, and round retry-after up to whole seconds', () => {
+    expect(isFaulted(parseFault(undefined))).toBe(false);
+    expect(isFaulted(parseFault('drip:0'))).toBe(true);
+    expect(isFaulted(wide)).toBe(true);
+    expect([1, 1000, 1001, 2500].map((ms) => retryAfterSeconds(parseFault(`429:${ms}`)))).toEqual([
+      1, 1, 2, 3,
+    ]);
   });
 });
 

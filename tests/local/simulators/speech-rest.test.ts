@@ -2,7 +2,7 @@ import { oggOpusSilence, pcmTone, wavHeader } from '../../../local/simulators/au
 import { FAULT_HEADER } from '../../../local/simulators/faults';
 import type { SpeechSimulator } from '../../../local/simulators/speech';
 import { startSpeechSimulator } from '../../../local/simulators/speech';
-import { oggOpusDurationSeconds, readWav } from '../../../shared/audio';
+import { oggOpusDurationSeconds, readWav } from '../../../shared/metering/audio';
 
 let sim: SpeechSimulator;
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import { pcmTone, wavHeader } from '../../../local/simulators/audio';
 import { FAULT_HEADER } from '../../../local/simulators/faults';
 import type { SpeechSimulator } from '../../../local/simulators/speech';
 import { startSpeechSimulator } from '../../../local/simulators/speech';
-import { readWav } from '../../../shared/audio';
+import { readWav } from '../../../shared/metering/audio';
 
 /** The official Speech SDK against the simulator's WebSocket protocol. */
 
