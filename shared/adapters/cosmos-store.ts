@@ -53,7 +53,12 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
   async batches(month: string): Promise<BatchRecord[]> {
     const { resources } = await this.#usage.items
       .query<BatchRecord>(
-        { query: 'SELECT * FROM c WHERE c.type = "batch"', parameters: [] },
+        // The partition is named in the query too: a partition-scoped option alone is not honoured
+        // by every endpoint (the local emulator ignores it), and the filter costs nothing.
+        {
+          query: 'SELECT * FROM c WHERE c.type = "batch" AND c.pk = @pk',
+          parameters: [{ name: '@pk', value: batchPartitionKey(month) }],
+        },
         { partitionKey: batchPartitionKey(month) },
       )
       .fetchAll();
