@@ -10,6 +10,8 @@ export class RedisNotReadyError extends Error {
 /** Waits for the client's connection: commands fail fast while it is down (no offline queue). */
 export function whenRedisReady(redis: Redis | Cluster, signal: AbortSignal): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
+  // An abort event never fires again for a signal that has already aborted.
+  if (signal.aborted) return Promise.reject(new RedisNotReadyError());
   return new Promise((resolve, reject) => {
     const done = (error?: Error): void => {
       redis.off('ready', onReady);

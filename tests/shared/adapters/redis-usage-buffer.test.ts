@@ -14,6 +14,7 @@ import { BLOB_CONTAINERS } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { usageEventSchema } from '../../../shared/contracts/usage-event';
 import { parseWindowId, WINDOW_MS, windowEnd, windowId, windowStart } from '../../../shared/contracts/window';
+import { usageEvent as anEvent } from '../../fixtures/usage';
 
 /** RedisUsageBuffer against a real redis-server, with the spool on Azurite. */
 
@@ -60,29 +61,8 @@ function freshWindow(): Date {
 }
 
 function usageEvent(id: string, window: Date, fields: Partial<UsageEvent> = {}): UsageEvent {
-  const recordedAt = new Date(window.getTime() + 5 * 60_000);
-  return usageEventSchema.parse({
-    id,
-    recordedAt: recordedAt.toISOString(),
-    window: windowStart(recordedAt).toISOString(),
-    subscriptionId: 'sub-research',
-    appId: 'app-research',
-    department: 'research',
-    api: 'chat',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    promptTokens: 100,
-    cachedTokens: 0,
-    completionTokens: 25,
-    reasoningTokens: 0,
-    audioSeconds: 0,
-    billableCharacters: 0,
-    status: 200,
-    latencyMs: 30,
-    streamed: false,
-    estimated: false,
-    ...fields,
-  });
+  const recordedAt = new Date(window.getTime() + 5 * 60_000).toISOString();
+  return anEvent({ id, recordedAt, promptTokens: 100, completionTokens: 25, ...fields });
 }
 
 function events(window: Date, count: number, tag = 'e'): UsageEvent[] {
@@ -205,6 +185,38 @@ describe('write() while Redis is not connected', () => {
       const elapsed = Date.now() - began;
       expect(elapsed).toBeGreaterThanOrEqual(200);
       expect(elapsed).toBeLessThan(2000);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
+
+describe('write() with a deadline that has already passed', () => {
+  it('gives up at once with RedisNotReadyError, without waiting for the next reconnect attempt', async () => {
+    const stopped = await startRedis();
+    const url = stopped.url;
+    await stopped.stop();
+    const client = new Redis(url, {
+      connectTimeout: 5000,
+      commandTimeout: 5000,
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: false,
+      // Long waits between attempts: nothing but the deadline can end the write in this test.
+      retryStrategy: () => 10_000,
+    });
+    client.on('error', () => undefined);
+    const offline = new RedisUsageBuffer(() => client, spool);
+    try {
+      await new Promise<void>((resolve) => client.once('reconnecting', () => resolve()));
+      const expired = AbortSignal.abort();
+      const outcome = await Promise.race([
+        offline.write(usageEvent(`expired-${randomUUID()}`, freshWindow()), expired).then(
+          () => 'written',
+          (error: unknown) => (error instanceof RedisNotReadyError ? 'gave up' : String(error)),
+        ),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3_000)),
+      ]);
+      expect(outcome).toBe('gave up');
     } finally {
       client.disconnect();
     }
