@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { LocalStack } from '../../../local/stack';
+import { usageEvent } from '../../fixtures/usage';
 import { startTestStack } from '../../stack';
 import type { Container } from '@azure/cosmos';
 import { ActivityFaults } from '../../../local/host/activity-faults';
@@ -16,7 +17,7 @@ import { CHARGEBACK_ORCHESTRATION } from '../../../shared/chargeback/run';
 import { appServices } from '../../../shared/config/composition';
 import { BLOB_CONTAINERS, COSMOS_CONTAINERS } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
-import { windowId, windowStart } from '../../../shared/contracts/window';
+import { windowId } from '../../../shared/contracts/window';
 
 /**
  * The chargeback run end to end on the local stack: real Redis, Azurite and the Cosmos emulator,
@@ -88,29 +89,12 @@ afterAll(async () => {
 afterEach(() => faults.reset());
 
 function event(at: string, fields: Partial<UsageEvent>): UsageEvent {
-  const recordedAt = new Date(at);
-  return {
-    id: randomUUID(),
-    recordedAt: recordedAt.toISOString(),
-    window: windowStart(recordedAt).toISOString(),
+  return usageEvent({
+    recordedAt: new Date(at).toISOString(),
     subscriptionId: 'sub-1',
     appId: 'app-1',
-    department: 'research',
-    api: 'chat',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    promptTokens: 0,
-    cachedTokens: 0,
-    completionTokens: 0,
-    reasoningTokens: 0,
-    audioSeconds: 0,
-    billableCharacters: 0,
-    status: 200,
-    latencyMs: 100,
-    streamed: false,
-    estimated: false,
     ...fields,
-  };
+  });
 }
 
 async function toRedis(...events: UsageEvent[]): Promise<void> {

@@ -7,7 +7,6 @@ import { provisionBlobContainers } from '../../../local/services/provision';
 import { BlobUsageSpool } from '../../../shared/adapters/blob-spool';
 import { BLOB_CONTAINERS } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
-import { usageEventSchema } from '../../../shared/contracts/usage-event';
 import {
   isWindowId,
   parseWindowId,
@@ -15,6 +14,7 @@ import {
   windowId,
   windowStart,
 } from '../../../shared/contracts/window';
+import { usageEvent as anEvent } from '../../fixtures/usage';
 
 /** BlobUsageSpool against Azurite, in the spool container the local stack provisions. */
 
@@ -40,29 +40,8 @@ function freshWindow(): Date {
 
 /** A valid usage event recorded a few minutes into `window`. */
 function usageEvent(id: string, window: Date, fields: Partial<UsageEvent> = {}): UsageEvent {
-  const recordedAt = new Date(window.getTime() + 3 * 60_000);
-  return usageEventSchema.parse({
-    id,
-    recordedAt: recordedAt.toISOString(),
-    window: windowStart(recordedAt).toISOString(),
-    subscriptionId: 'sub-research',
-    appId: 'app-research',
-    department: 'research',
-    api: 'chat',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    promptTokens: 120,
-    cachedTokens: 0,
-    completionTokens: 30,
-    reasoningTokens: 0,
-    audioSeconds: 0,
-    billableCharacters: 0,
-    status: 200,
-    latencyMs: 42,
-    streamed: false,
-    estimated: false,
-    ...fields,
-  });
+  const recordedAt = new Date(window.getTime() + 3 * 60_000).toISOString();
+  return anEvent({ id, recordedAt, promptTokens: 120, completionTokens: 30, ...fields });
 }
 
 async function collect(names: AsyncIterable<string>): Promise<string[]> {

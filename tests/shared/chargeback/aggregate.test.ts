@@ -7,6 +7,7 @@ import { DEFAULT_PRICES, PriceTable } from '../../../shared/chargeback/prices';
 import { usagePartitionKey } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { InvalidWindowIdError } from '../../../shared/contracts/window';
+import { usageEvent } from '../../fixtures/usage';
 
 const WINDOW: WindowBatch = { windowId: '20260315T1230Z', batch: 'b-0001' };
 const WINDOW_START = '2026-03-15T12:30:00.000Z';
@@ -17,28 +18,14 @@ const listPrices: PriceLookup = (model, meter, at) => defaults.priceFor(model, m
 let sequence = 0;
 function event(fields: Partial<UsageEvent> = {}): UsageEvent {
   sequence++;
-  return {
+  return usageEvent({
     id: `req-${sequence}`,
     recordedAt: '2026-03-15T12:31:07.250Z',
     window: WINDOW_START,
-    subscriptionId: 'sub-research',
     appId: 'app-notebooks',
-    department: 'research',
-    api: 'chat',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    promptTokens: 0,
-    cachedTokens: 0,
-    completionTokens: 0,
-    reasoningTokens: 0,
-    audioSeconds: 0,
-    billableCharacters: 0,
-    status: 200,
     latencyMs: 840,
-    streamed: false,
-    estimated: false,
     ...fields,
-  };
+  });
 }
 
 function aggregate(
