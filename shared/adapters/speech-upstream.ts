@@ -1,4 +1,5 @@
 import * as sdk from 'microsoft-cognitiveservices-speech-sdk';
+import { WebsocketMessageAdapter } from 'microsoft-cognitiveservices-speech-sdk/distrib/lib/src/common.browser/WebsocketMessageAdapter.js';
 import { request as undiciRequest } from 'undici';
 import { ApiError } from '../contracts/api-errors';
 import type {
@@ -7,6 +8,11 @@ import type {
   SpeechOutputFormat,
   SpeechUpstream,
 } from '../metering/speech-proxy';
+
+// Where Node has a built-in WebSocket (Node 22), the SDK takes it instead of its `ws` client. On
+// it, a refused connection (a wrong key, a 429, a 5xx) never ends the recognition or synthesis:
+// the call hangs until the host kills it. The `ws` client reports the refusal, as on Node 20.
+WebsocketMessageAdapter.forceNpmWebSocket = true;
 
 export interface SpeechTarget {
   /** Regional host (`https://<region>.api.cognitive.microsoft.com`-style) or the local simulator. */

@@ -1,11 +1,17 @@
 import * as sdk from 'microsoft-cognitiveservices-speech-sdk';
+import { WebsocketMessageAdapter } from 'microsoft-cognitiveservices-speech-sdk/distrib/lib/src/common.browser/WebsocketMessageAdapter.js';
 import { pcmTone, wavHeader } from '../../../local/simulators/audio';
 import { FAULT_HEADER } from '../../../local/simulators/faults';
 import type { SpeechSimulator } from '../../../local/simulators/speech';
 import { startSpeechSimulator } from '../../../local/simulators/speech';
 import { readWav } from '../../../shared/metering/audio';
 
-/** The official Speech SDK against the simulator's WebSocket protocol. */
+/**
+ * The official Speech SDK against the simulator's WebSocket protocol, with the SDK's Node WebSocket
+ * client (`ws`), as the app uses it (shared/adapters/speech-upstream.ts). On Node 22 the SDK would
+ * otherwise take Node's built-in WebSocket, on which a refused connection never cancels.
+ */
+WebsocketMessageAdapter.forceNpmWebSocket = true;
 
 let sim: SpeechSimulator;
 beforeAll(async () => {
