@@ -1,9 +1,10 @@
-import type { ReportFile, ReportFormat } from '../contracts/report-paths';
+import type { ReportFile } from '../contracts/report-paths';
 import type { UsageAggregate } from './model';
 
 /**
  * What the chargeback steps need from the outside world, as interfaces. The adapters implement
- * them (Redis, Blob Storage, Cosmos DB); tests can give in-memory ones.
+ * them (Redis, Blob Storage, Cosmos DB); tests can give in-memory ones. There is no clock: the
+ * steps take their instant as input (`asOf`), from the orchestration's replay-safe time.
  */
 
 /** A window's claimed batch of raw usage: frozen once claimed. */
@@ -92,14 +93,8 @@ export interface Quarantine {
   put(batch: WindowBatch, invalid: ReadonlyArray<{ raw: string; problem: string }>): Promise<void>;
 }
 
-export interface Clock {
-  now(): Date;
-}
-
 export interface StepLogger {
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;
 }
-
-export type { ReportFormat };
