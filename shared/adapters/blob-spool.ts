@@ -35,16 +35,24 @@ export class BlobUsageSpool implements UsageSpool, SpooledUsage {
 
   async windows(): Promise<string[]> {
     const found: string[] = [];
-    for await (const item of this.container.listBlobsByHierarchy('/')) {
-      if (item.kind !== 'prefix') continue;
-      const id = item.name.replace(/\/$/, '');
-      if (isWindowId(id)) found.push(id);
+    try {
+      for await (const item of this.container.listBlobsByHierarchy('/')) {
+        if (item.kind !== 'prefix') continue;
+        const id = item.name.replace(/\/$/, '');
+        if (isWindowId(id)) found.push(id);
+      }
+    } catch (error) {
+      if (!isContainerMissing(error)) throw error;
     }
     return found;
   }
 
   async *names(windowId: string): AsyncGenerator<string> {
-    for await (const blob of this.container.listBlobsFlat({ prefix: `${windowId}/` })) yield blob.name;
+    try {
+      for await (const blob of this.container.listBlobsFlat({ prefix: `${windowId}/` })) yield blob.name;
+    } catch (error) {
+      if (!isContainerMissing(error)) throw error;
+    }
   }
 
   async read(name: string): Promise<string> {
@@ -63,4 +71,9 @@ export class BlobUsageSpool implements UsageSpool, SpooledUsage {
   async delete(name: string): Promise<void> {
     await this.container.getBlobClient(name).deleteIfExists();
   }
+}
+
+/** A spool whose container does not exist holds nothing: that is not an outage. */
+function isContainerMissing(error: unknown): boolean {
+  return (error as { statusCode?: number; code?: string }).statusCode === 404;
 }

@@ -54,6 +54,18 @@ async function putRaw(name: string, body: string): Promise<void> {
   await container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body));
 }
 
+describe('BlobUsageSpool without its container', () => {
+  it('has no windows and no events (a deployment whose container is missing is not an outage)', async () => {
+    const missing = new BlobUsageSpool(
+      BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
+        `missing-${Date.now()}`,
+      ),
+    );
+    expect(await missing.windows()).toEqual([]);
+    expect(await collect(missing.names(windowId(freshWindow())))).toEqual([]);
+  });
+});
+
 describe('BlobUsageSpool', () => {
   it('names a blob <window id>/<url-encoded event id>.json', async () => {
     const window = freshWindow();
