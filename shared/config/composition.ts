@@ -46,6 +46,12 @@ export interface AppServices {
   speechUpstream(): SpeechUpstream;
   chargeback(): ChargebackSteps;
   healthProbes(): Record<string, Probe>;
+  /**
+   * Creates the Blob containers the app writes to when they are missing, once, at start-up (the
+   * deployment normally has). Cosmos DB containers are never created by the app: with data-plane
+   * RBAC its identity may not. Returns what could not be ensured; metering goes on regardless.
+   */
+  ensureBlobContainers(): Promise<string[]>;
   cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
@@ -156,6 +162,19 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         }),
     ),
     healthProbes: () => dependencyProbes({ config, redis, blobService, cosmos, cognitiveAuthHeaders }),
+    async ensureBlobContainers() {
+      const names = [
+        ...new Set([
+          BLOB_CONTAINERS.usageSpool,
+          BLOB_CONTAINERS.usageQuarantine,
+          config.storage.reportsContainer,
+        ]),
+      ];
+      const outcomes = await Promise.allSettled(names.map((name) => container(name).createIfNotExists()));
+      return outcomes.flatMap((outcome, i) =>
+        outcome.status === 'rejected' ? [`${names[i]}: ${ensureError(outcome.reason).message}`] : [],
+      );
+    },
     cognitiveAuthHeaders,
     close() {
       redisClient?.disconnect();
