@@ -8,7 +8,7 @@ import { appServices } from '../shared/config/composition';
 import type { UsageEvent } from '../shared/contracts/usage-event';
 import { usageEventSchema } from '../shared/contracts/usage-event';
 import { windowEnd, windowId, windowStart } from '../shared/contracts/window';
-import { GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
+import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 import { startLocalStack } from '../local/stack';
 
 /**
@@ -57,7 +57,7 @@ export function gatewayHeaders(
   overrides: Record<string, string | undefined> = {},
 ): Record<string, string> {
   const all: Record<string, string | undefined> = {
-    'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
+    [FUNCTION_KEY_HEADER]: stack.settings.LOCAL_FUNCTION_KEY,
     [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET,
     [GATEWAY_HEADERS.subscription]: caller.subscription,
     [GATEWAY_HEADERS.app]: caller.app,
@@ -74,29 +74,44 @@ export function gatewayHeaders(
 /** When this test file's process started: the earliest window any of its requests could land in. */
 const TESTS_STARTED = new Date();
 
+export interface Recording {
+  store: 'redis' | 'spool';
+  event: UsageEvent;
+}
+
 /**
- * Every usage event recorded for a request id: in Redis (live events) and in the spool, in every
- * window from when the tests started until now. A check that nothing was recorded therefore
- * cannot pass by looking at the wrong window or the wrong store.
+ * Every usage event recorded for a request id, and where: in Redis (live events) and in the spool,
+ * in every window from when the tests started until now. A check that nothing was recorded
+ * therefore cannot pass by looking at the wrong window or the wrong store.
  */
-export async function recordedEvents(
+export async function recordings(
   redis: Redis,
   id: string,
   since: Date = TESTS_STARTED,
-): Promise<UsageEvent[]> {
+): Promise<Recording[]> {
   const spool = (await appServices()).spool();
-  const found: UsageEvent[] = [];
+  const found: Recording[] = [];
   for (let w = windowStart(since); w.getTime() <= Date.now(); w = windowEnd(w)) {
     const json = await redis.hget(usageKeys.events(windowId(w)), id);
-    if (json) found.push(usageEventSchema.parse(JSON.parse(json)));
-    for (const event of await spool.eventsOf(windowId(w))) if (event.id === id) found.push(event);
+    if (json) found.push({ store: 'redis', event: usageEventSchema.parse(JSON.parse(json)) });
+    for (const event of await spool.eventsOf(windowId(w)))
+      if (event.id === id) found.push({ store: 'spool', event });
   }
   return found;
 }
 
-/** The one usage event recorded for a request id, or undefined; more than one is a double count. */
+/** Every usage event recorded for a request id, in either store (see recordings). */
+export async function recordedEvents(redis: Redis, id: string): Promise<UsageEvent[]> {
+  return (await recordings(redis, id)).map((r) => r.event);
+}
+
+/**
+ * The one usage event recorded for a request id in Redis, or undefined when there is none; one in
+ * the spool (Redis was up) or more than one (a double count) fails the test.
+ */
 export async function recordedEvent(redis: Redis, id: string): Promise<UsageEvent | undefined> {
-  const events = await recordedEvents(redis, id);
-  if (events.length > 1) throw new Error(`request ${id} was recorded ${events.length} times`);
-  return events[0];
+  const found = await recordings(redis, id);
+  if (found.length > 1) throw new Error(`request ${id} was recorded ${found.length} times`);
+  if (found[0]?.store === 'spool') throw new Error(`request ${id} was spooled, not written to Redis`);
+  return found[0]?.event;
 }
