@@ -14,7 +14,7 @@ import autocannon from 'autocannon';
 import type { LifelineProcess } from '../local/services/lifeline';
 import { spawnWithLifeline } from '../local/services/lifeline';
 import { getFreePort } from '../local/services/ports';
-import { GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
+import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,64,256').split(',').map(Number);
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
         name: 'ours',
         url: `${ours.match[1]}/api${azurePath}`,
         headers: {
-          'x-functions-key': 'local-function-key',
+          [FUNCTION_KEY_HEADER]: 'local-function-key',
           [GATEWAY_HEADERS.gatewayKey]: 'local-gateway-shared-secret',
           [GATEWAY_HEADERS.subscription]: 'bench-subscription',
           [GATEWAY_HEADERS.department]: 'bench',

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { AzureOpenAI } from 'openai';
-import { GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
+import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 import type { ChargebackRunSummary } from '../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../shared/chargeback/run';
 import { parseReportPath, REPORT_FORMATS, reportPath } from '../shared/contracts/report-paths';
@@ -146,7 +146,7 @@ async function main(): Promise<void> {
         maxRetries: 2,
         defaultHeaders: {
           // What APIM adds: the function key, the backend secret, the caller's attribution.
-          'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
+          [FUNCTION_KEY_HEADER]: stack.settings.LOCAL_FUNCTION_KEY,
           [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
           [GATEWAY_HEADERS.subscription]: caller.subscription,
           [GATEWAY_HEADERS.app]: caller.app,
@@ -196,7 +196,7 @@ async function main(): Promise<void> {
     const month = new Date().toISOString().slice(0, 7);
     const reports = `${stack.host.url}/api/reports`;
     const financeHeaders = {
-      'x-functions-key': stack.settings.LOCAL_FUNCTION_KEY,
+      [FUNCTION_KEY_HEADER]: stack.settings.LOCAL_FUNCTION_KEY,
       [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
       [GATEWAY_HEADERS.roles]: APP_ROLES.finance,
     };

@@ -9,6 +9,7 @@ import type { FunctionRunner } from './invocation';
 import type { CompiledRoute } from './routes';
 import { compileRoute } from './routes';
 import { closeServer, describe, listenLocal, readBody, sendJson } from './util';
+import { FUNCTION_KEY_HEADER } from '../../shared/contracts/gateway-headers';
 
 export type AuthLevel = 'anonymous' | 'function' | 'admin';
 
@@ -142,7 +143,7 @@ export class HttpTriggerServer {
 
   #authorized(req: http.IncomingMessage, url: URL, level: AuthLevel): boolean {
     if (level === 'anonymous') return true;
-    const header = req.headers['x-functions-key'];
+    const header = req.headers[FUNCTION_KEY_HEADER];
     const presented = (Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('code') ?? '';
     const { masterKey, functionKey } = this.#options.keys;
     if (safeEqual(presented, masterKey)) return true;

@@ -36,7 +36,11 @@ describe('one home per contract', () => {
   });
 
   it.each([
-    ['the window length', /WINDOW_MINUTES\s*=\s*\d+|\b15\s*\*\s*60\b|900_?000/, 'shared/contracts/window.ts'],
+    [
+      'the window length',
+      /WINDOW_MINUTES\s*=\s*\d+|\b15\s*\*\s*60(?:_?000)?\b|900_?000/,
+      'shared/contracts/window.ts',
+    ],
     [
       'the window id format',
       /\\d\{8\}T\\d\{4\}Z|\(\\d\{4\}\)\(\\d\{2\}\)\(\\d\{2\}\)T/,
@@ -62,7 +66,7 @@ describe('one home per contract', () => {
     ['the Cosmos database', /['"`]chargeback['"`]/, 'shared/contracts/storage.ts'],
     [
       'the report path layout',
-      /chargeback-\$\{[^}]*\}\.|\/chargeback-|departments\//,
+      /chargeback-\$\{[^}]*\}\.|\/chargeback-\$\{|departments\//,
       'shared/contracts/report-paths.ts',
     ],
     ['the finance role', /Chargeback\.Finance/, 'shared/contracts/roles.ts'],
@@ -87,6 +91,10 @@ describe('one home per contract', () => {
     'x-chargeback-roles',
   ])('the %s header name is only in shared/contracts/gateway-headers.ts', (header) => {
     expect(homesOf(new RegExp(`${header}(?![\\w-])`, 'i'))).toEqual(['shared/contracts/gateway-headers.ts']);
+  });
+
+  it('the Functions key header is only in shared/contracts/gateway-headers.ts', () => {
+    expect(homesOf(/x-functions-key/i)).toEqual(['shared/contracts/gateway-headers.ts']);
   });
 
   it('no header is spelled out anywhere but its home', () => {
