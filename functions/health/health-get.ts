@@ -2,6 +2,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { app } from '@azure/functions';
 import { checkHealth } from '../../shared/adapters/health';
 import { appServices } from '../../shared/config/composition';
+import { withErrors } from '../http';
 
 export async function getHealth(
   _request: HttpRequest,
@@ -20,4 +21,9 @@ export async function getHealth(
   };
 }
 
-app.http('health', { route: 'health', methods: ['GET'], authLevel: 'anonymous', handler: getHealth });
+app.http('health', {
+  route: 'health',
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  handler: withErrors(getHealth),
+});

@@ -6,7 +6,7 @@ export interface Draft extends Omit<ReportLine, 'cost' | 'exactCost'> {
   exact: Decimal;
 }
 
-export const DAY_MS = 86_400_000;
+export { DAY_MS } from '../contracts/report-period';
 
 /** The order lines appear in (deterministic whatever order the rows came in). */
 export function compareDrafts(a: Draft, b: Draft): number {

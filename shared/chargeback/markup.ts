@@ -1,4 +1,5 @@
-import type { ChargebackConfig, ReportPeriod } from './model';
+import type { ReportPeriod } from '../contracts/report-period';
+import type { ChargebackConfig } from './model';
 import { money, sum } from './money';
 import type { Draft } from './draft';
 import { compareDrafts } from './draft';

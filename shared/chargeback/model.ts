@@ -134,8 +134,6 @@ export const chargebackConfigSchema = z.object({
 });
 export type ChargebackConfig = z.infer<typeof chargebackConfigSchema>;
 
-export type { ReportPeriod };
-
 export type ReportLineCategory = 'usage' | 'shared' | 'markup';
 
 /** One line of a report: what a CSV row, a JSON row and the summary are made of. */

@@ -1,12 +1,12 @@
 import type Decimal from 'decimal.js';
 import { UNASSIGNED_DEPARTMENT } from '../contracts/department';
+import type { ReportPeriod } from '../contracts/report-period';
 import { markupLines } from './markup';
 import type {
   ChargebackConfig,
   ChargebackReport,
   DepartmentTotal,
   ReportLine,
-  ReportPeriod,
   UsageAggregate,
 } from './model';
 import { CURRENCY } from './model';

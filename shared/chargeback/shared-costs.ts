@@ -1,6 +1,7 @@
+import type { ReportPeriod } from '../contracts/report-period';
 import type Decimal from 'decimal.js';
 import { daysInMonth } from '../contracts/report-period';
-import type { AllocationRule, ChargebackConfig, Meter, ReportPeriod } from './model';
+import type { AllocationRule, ChargebackConfig, Meter } from './model';
 import { money, sum } from './money';
 import type { Draft } from './draft';
 import { compareDrafts, DAY_MS } from './draft';

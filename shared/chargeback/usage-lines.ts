@@ -1,4 +1,5 @@
-import type { ChargebackConfig, ReportPeriod, UsageAggregate } from './model';
+import type { ReportPeriod } from '../contracts/report-period';
+import type { ChargebackConfig, UsageAggregate } from './model';
 import { PRICING_UNITS } from './model';
 import { money } from './money';
 import type { Draft } from './draft';

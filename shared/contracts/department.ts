@@ -1,9 +1,10 @@
 import { z } from 'zod';
 
 /**
- * A department id: what APIM names in its attribution header, what CHARGEBACK_CONFIG lists, what
- * report file names and the finance API's filter use. One rule, so a configured department is
- * always one the reports can name.
+ * A department id: what CHARGEBACK_CONFIG lists, what report file names and the finance API's
+ * filter use. One rule, so a configured department is always one the reports can name. (The
+ * attribution header is still read with a looser rule; a department APIM names outside this rule
+ * is billed, and appears in the main report files only.)
  */
 export const DEPARTMENT_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** The same rule without anchors, for paths that embed a department id. */

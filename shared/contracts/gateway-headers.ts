@@ -2,7 +2,7 @@
  * The headers API Management sets on every call it forwards to the functions. APIM is their only
  * writer: it deletes any a client sends and sets them from the subscription, the product and the
  * token's claims. The functions trust them only on requests that carry the gateway credential,
- * which apps never see. The APIM policies are checked against this module by tests.
+ * which apps never see. The APIM policies are to be checked against this module by tests.
  */
 export const GATEWAY_HEADERS = {
   /** The gateway credential: the shared secret APIM holds in a Key Vault–backed named value. */

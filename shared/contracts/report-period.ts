@@ -18,9 +18,11 @@ export interface ReportPeriod {
   end: string;
 }
 
+/** One UTC day. */
+export const DAY_MS = 86_400_000;
+
 const MONTH_ID = /^(\d{4})-(\d{2})$/;
 const DAY_ID = /^(\d{4})-(\d{2})-(\d{2})$/;
-export const PERIOD_ID_SOURCE = String.raw`\d{4}-\d{2}(?:-\d{2})?`;
 export const PERIOD_RULE = "a calendar month 'YYYY-MM' or day 'YYYY-MM-DD'";
 
 export class InvalidPeriodError extends Error {
@@ -50,7 +52,7 @@ export function parsePeriod(id: string): ReportPeriod {
   const end =
     kind === 'monthly'
       ? new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1))
-      : new Date(start.getTime() + 86_400_000);
+      : new Date(start.getTime() + DAY_MS);
   return { kind, id, start: start.toISOString(), end: end.toISOString() };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The app settings the Function App reads: their names, which are required, and which may hold a
  * secret (and so a Key Vault reference). The config schema (config/settings.ts) is typed against
- * this list, and the deployment templates are checked against it by tests.
+ * this list; the deployment templates are to be checked against it by tests.
  */
 
 export interface SettingSpec {

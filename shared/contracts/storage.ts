@@ -1,7 +1,8 @@
 /**
  * Where the app keeps its data: the Blob containers, the Cosmos DB database and containers with
- * their partition keys. Deployment (Bicep) creates them, the local stack creates them on start,
- * and the code only opens them. Tests check the templates against this module.
+ * their partition keys. The deployment creates them and the local stack creates them on start;
+ * the app creates only missing Blob containers, once at start-up, and never a Cosmos DB container.
+ * The deployment templates are to be checked against this module by tests.
  */
 
 export const BLOB_CONTAINERS = {
