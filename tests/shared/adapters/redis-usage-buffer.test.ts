@@ -123,6 +123,26 @@ describe('write()', () => {
   });
 });
 
+/**
+ * A client of the app's options pointed at a Redis that has gone away, after its first failed
+ * attempt: it waits 10 s between attempts, so nothing but a write's own deadline can end a write.
+ */
+async function reconnectingClient(): Promise<{ client: Redis; offline: RedisUsageBuffer }> {
+  const stopped = await startRedis();
+  await stopped.stop();
+  const client = new Redis(stopped.url, {
+    connectTimeout: 5000,
+    commandTimeout: 5000,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    retryStrategy: () => 10_000,
+  });
+  client.on('error', () => undefined);
+  await new Promise<void>((resolve) => client.once('reconnecting', () => resolve()));
+  return { client, offline: new RedisUsageBuffer(() => client, spool) };
+}
+
 describe('write() while Redis is not connected', () => {
   it('gives up by the deadline against a stopped server, and queues nothing for later', async () => {
     const stopped = await startRedis();
@@ -160,23 +180,8 @@ describe('write() while Redis is not connected', () => {
   });
 
   it('gives up at the deadline with RedisNotReadyError while the client waits to reconnect', async () => {
-    const stopped = await startRedis();
-    const url = stopped.url;
-    await stopped.stop();
-    const client = new Redis(url, {
-      connectTimeout: 5000,
-      commandTimeout: 5000,
-      maxRetriesPerRequest: 2,
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
-      // Long waits between attempts: no connection error can arrive before the deadline.
-      retryStrategy: () => 10_000,
-    });
-    client.on('error', () => undefined);
-    const offline = new RedisUsageBuffer(() => client, spool);
+    const { client, offline } = await reconnectingClient();
     try {
-      // Let the first attempt fail, so the client is waiting to reconnect.
-      await new Promise<void>((resolve) => client.once('reconnecting', () => resolve()));
       expect(client.status).toBe('reconnecting');
       const began = Date.now();
       await expect(
@@ -193,21 +198,8 @@ describe('write() while Redis is not connected', () => {
 
 describe('write() with a deadline that has already passed', () => {
   it('gives up at once with RedisNotReadyError, without waiting for the next reconnect attempt', async () => {
-    const stopped = await startRedis();
-    const url = stopped.url;
-    await stopped.stop();
-    const client = new Redis(url, {
-      connectTimeout: 5000,
-      commandTimeout: 5000,
-      maxRetriesPerRequest: 2,
-      enableOfflineQueue: false,
-      // Long waits between attempts: nothing but the deadline can end the write in this test.
-      retryStrategy: () => 10_000,
-    });
-    client.on('error', () => undefined);
-    const offline = new RedisUsageBuffer(() => client, spool);
+    const { client, offline } = await reconnectingClient();
     try {
-      await new Promise<void>((resolve) => client.once('reconnecting', () => resolve()));
       const expired = AbortSignal.abort();
       const outcome = await Promise.race([
         offline.write(usageEvent(`expired-${randomUUID()}`, freshWindow()), expired).then(
