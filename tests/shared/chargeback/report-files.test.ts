@@ -1,0 +1,77 @@
+import { DEFAULT_CHARGEBACK_CONFIG } from '../../../shared/chargeback/default-config';
+import type { UsageAggregate } from '../../../shared/chargeback/model';
+import { money, sum } from '../../../shared/chargeback/money';
+import { buildReport } from '../../../shared/chargeback/report';
+import { reportFiles } from '../../../shared/chargeback/report-files';
+import { parsePeriod } from '../../../shared/contracts/report-period';
+
+/** The files of one report: the whole report, and each department's own. */
+
+function row(department: string, cost: string): UsageAggregate {
+  return {
+    id: `row-${department}`,
+    pk: `2026-11|${department}`,
+    type: 'usage',
+    month: '2026-11',
+    day: '2026-11-03',
+    windowId: '20261103T1000Z',
+    windowStart: '2026-11-03T10:00:00.000Z',
+    windowEnd: '2026-11-03T10:15:00.000Z',
+    batch: 'b1',
+    department,
+    subscriptionId: 's',
+    appId: `${department}-app`,
+    deployment: 'gpt-4o',
+    model: 'gpt-4o-2024-11-20',
+    api: 'chat',
+    meter: 'input-tokens',
+    quantity: '1000000',
+    requests: 3,
+    estimatedRequests: 0,
+    priceId: 'p',
+    unitPrice: cost,
+    pricingUnit: '1M Tokens',
+    pricingQuantity: '1',
+    cost,
+    currency: 'USD',
+  };
+}
+
+interface JsonReport {
+  total: string;
+  departments: Array<{ department: string; total: string }>;
+  rows: Array<{ BilledCost: string; SubAccountId: string }>;
+}
+
+describe("a department's JSON file", () => {
+  const report = buildReport({
+    period: parsePeriod('2026-11'),
+    aggregates: [row('research', '12.50'), row('marketing', '3.25')],
+    config: DEFAULT_CHARGEBACK_CONFIG,
+    dataThrough: '2026-11-03T10:15:00.000Z',
+  });
+  const files = reportFiles(report);
+  const json = (path: string): JsonReport => {
+    const file = files.find((f) => f.path === path);
+    if (!file) throw new Error(`no file ${path}`);
+    return JSON.parse(file.content) as JsonReport;
+  };
+
+  it.each(['research', 'marketing', 'finance'])(
+    '%s.json carries that department only: its total is its own and equals its rows',
+    (department) => {
+      const own = report.departments.find((d) => d.department === department);
+      const file = json(`monthly/2026-11/departments/${department}.json`);
+      expect(file.total).toBe(own?.total);
+      expect(file.departments).toEqual([own]);
+      expect(file.rows.every((r) => r.SubAccountId === department)).toBe(true);
+      expect(sum(file.rows.map((r) => money(r.BilledCost))).toFixed(2)).toBe(file.total);
+    },
+  );
+
+  it('the whole report still lists every department and the report total', () => {
+    const whole = json('monthly/2026-11/chargeback-2026-11.json');
+    expect(whole.total).toBe(report.total);
+    expect(whole.departments).toEqual(report.departments);
+  });
+});
