@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { isDepartmentId } from '../contracts/department';
 import type { ReportFormat } from '../contracts/report-paths';
 import { DEPARTMENT_REPORT_FORMATS, REPORT_FORMATS, reportPath } from '../contracts/report-paths';
-import type { ChargebackReport, ReportLine } from './model';
+import type { ChargebackReport } from './model';
 import type { RenderedReportFile } from './ports';
 import { renderCsv, renderHtml, renderJson } from './render';
 
@@ -12,12 +12,15 @@ const CONTENT_TYPES: Record<ReportFormat, string> = {
   html: 'text/html; charset=utf-8',
 };
 
-function render(format: ReportFormat, report: ChargebackReport, lines?: ReportLine[]): string {
+function render(format: ReportFormat, report: ChargebackReport, department?: string): string {
   switch (format) {
     case 'csv':
-      return renderCsv(report, lines);
+      return renderCsv(
+        report,
+        department === undefined ? report.lines : report.lines.filter((l) => l.department === department),
+      );
     case 'json':
-      return renderJson(report, lines);
+      return renderJson(report, department);
     case 'html':
       return renderHtml(report);
   }
@@ -31,13 +34,8 @@ function render(format: ReportFormat, report: ChargebackReport, lines?: ReportLi
 export function reportFiles(report: ChargebackReport): RenderedReportFile[] {
   const { kind, id } = report.period;
   const common = { kind, period: id, datathrough: report.dataThrough, currency: report.currency };
-  const file = (
-    format: ReportFormat,
-    total: string,
-    department?: string,
-    lines?: ReportLine[],
-  ): RenderedReportFile => {
-    const content = render(format, report, lines);
+  const file = (format: ReportFormat, total: string, department?: string): RenderedReportFile => {
+    const content = render(format, report, department);
     return {
       kind,
       period: id,
@@ -58,8 +56,7 @@ export function reportFiles(report: ChargebackReport): RenderedReportFile[] {
   const files = REPORT_FORMATS.map((format) => file(format, report.total));
   for (const { department, total } of report.departments) {
     if (!isDepartmentId(department)) continue; // not a safe file name: in the main files only
-    const lines = report.lines.filter((l) => l.department === department);
-    for (const format of DEPARTMENT_REPORT_FORMATS) files.push(file(format, total, department, lines));
+    for (const format of DEPARTMENT_REPORT_FORMATS) files.push(file(format, total, department));
   }
   return files;
 }
