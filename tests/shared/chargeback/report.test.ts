@@ -251,7 +251,23 @@ describe('report files', () => {
     const [header] = csv.split('\r\n');
     expect(header).toBe(REPORT_COLUMNS.map((c) => c.name).join(','));
     expect(csv).toContain('"<script>alert(""x"")</script>, ""R&D"""');
-    expect(csv).toContain(',"=cmd",');
+    expect(csv).toContain(',"\'=cmd",');
+  });
+
+  it('CSV: a cell that starts like a formula is neutralised with a leading quote, as OWASP recommends', () => {
+    const departments = ['=cmd', '+1', '-2-3', '@SUM(A1)', '\tx', '\rx'];
+    const csv = renderCsv(
+      buildReport({
+        period: month,
+        aggregates: departments.map((d) => row(d, '1')),
+        config: base,
+        dataThrough: through,
+      }),
+    );
+    for (const department of departments) {
+      expect(csv).toContain(`,"'${department}",`);
+      expect(csv).not.toMatch(new RegExp(`,"?${department.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?,`));
+    }
   });
 
   it('HTML: escaped, self-contained, with the three charts', () => {
