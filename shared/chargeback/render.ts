@@ -191,13 +191,25 @@ export function reportRows(report: ChargebackReport, lines: readonly ReportLine[
   );
 }
 
+/** What a spreadsheet may read as the start of a formula (OWASP's CSV injection list). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * OWASP's advice for CSV injection: a cell that starts like a formula gets a leading single quote
+ * (and is quoted), so a spreadsheet shows it as text. Quoting alone is not enough: spreadsheets
+ * still evaluate a quoted `=...` cell.
+ */
+function neutralised(row: Row): Row {
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, FORMULA_START.test(v) ? `'${v}` : v]));
+}
+
 /** RFC 4180 CSV, CRLF line ends, a header row, UTF-8 without BOM. */
 export function renderCsv(report: ChargebackReport, lines: readonly ReportLine[] = report.lines): string {
-  return stringify(reportRows(report, lines), {
+  return stringify(reportRows(report, lines).map(neutralised), {
     header: true,
     columns: REPORT_COLUMNS.map((c) => c.name),
     record_delimiter: '\r\n',
-    quoted_match: /^[=+\-@]/, // quoted, so a spreadsheet never reads a value as a formula
+    quoted_match: /^'[=+\-@\t\r]/,
   });
 }
 
