@@ -1,7 +1,13 @@
 import type { ChargebackConfig, UsageAggregate } from '../../../shared/chargeback/model';
 import { money, sum } from '../../../shared/chargeback/money';
 import { PriceTable } from '../../../shared/chargeback/prices';
-import { renderCsv, renderHtml, renderJson, REPORT_COLUMNS } from '../../../shared/chargeback/render';
+import {
+  renderCsv,
+  renderHtml,
+  renderJson,
+  REPORT_COLUMNS,
+  reportRows,
+} from '../../../shared/chargeback/render';
 import { buildReport } from '../../../shared/chargeback/report';
 import { largestRemainder } from '../../../shared/chargeback/rounding';
 import { accruedDays } from '../../../shared/chargeback/shared-costs';
@@ -268,6 +274,30 @@ describe('report files', () => {
       expect(csv).toContain(`,"'${department}",`);
       expect(csv).not.toMatch(new RegExp(`,"?${department.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"?,`));
     }
+  });
+
+  it("names a shared cost's service by the cost's own name, parentheses and all", () => {
+    const named = buildReport({
+      period: month,
+      aggregates: rows,
+      config: {
+        ...base,
+        sharedCosts: [
+          {
+            id: 'team',
+            name: 'Platform team (share of run costs)',
+            monthlyAmount: '300',
+            rule: { kind: 'even' },
+          },
+        ],
+      },
+      dataThrough: through,
+    });
+    const services = reportRows(named)
+      .filter((r) => r.ChargeCategory === 'Purchase')
+      .map((r) => r.ServiceName);
+    expect(services.length).toBeGreaterThan(0);
+    expect(new Set(services)).toEqual(new Set(['Platform team (share of run costs)']));
   });
 
   it('HTML: escaped, self-contained, with the three charts', () => {
