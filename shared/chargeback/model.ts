@@ -156,6 +156,8 @@ export interface ReportLine {
   unpriced?: boolean;
   /** Shared lines: the shared cost and rule; markup lines: the percentage. */
   sharedCostId?: string;
+  /** Shared lines: the shared cost's name, as configured. */
+  sharedCostName?: string;
   description: string;
   /** Exact amount before rounding. */
   exactCost: string;

@@ -169,7 +169,7 @@ export const REPORT_COLUMNS: ReadonlyArray<{
 
 function serviceName(line: ReportLine): string {
   if (line.category === 'markup') return 'Chargeback markup';
-  if (line.category === 'shared') return line.description.replace(/ \(.*\)$/, '');
+  if (line.category === 'shared') return line.sharedCostName ?? line.description;
   return line.meter === 'audio-seconds' || line.meter === 'tts-characters'
     ? 'Azure AI Speech'
     : 'Azure OpenAI';

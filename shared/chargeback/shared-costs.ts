@@ -50,6 +50,7 @@ export function sharedCostLines(input: {
         category: 'shared',
         department,
         sharedCostId: shared.id,
+        sharedCostName: shared.name,
         description: `${shared.name} (${describeRule(shared.rule)})`,
         exact: amount.times(weight).div(totalWeight),
         chargePeriodStart: `${accrued[0]}T00:00:00.000Z`,
