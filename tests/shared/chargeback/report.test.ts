@@ -1,3 +1,4 @@
+import { parse } from 'csv-parse/sync';
 import type { ChargebackConfig, UsageAggregate } from '../../../shared/chargeback/model';
 import { money, sum } from '../../../shared/chargeback/money';
 import { PriceTable } from '../../../shared/chargeback/prices';
@@ -298,6 +299,33 @@ describe('report files', () => {
       .map((r) => r.ServiceName);
     expect(services.length).toBeGreaterThan(0);
     expect(new Set(services)).toEqual(new Set(['Platform team (share of run costs)']));
+  });
+
+  it('CSV: decimals keep at most 15 significant digits (what a spreadsheet holds); JSON keeps them all', () => {
+    const thirds = buildReport({
+      period: month,
+      aggregates: [
+        row('a', '1', {
+          meter: 'audio-seconds',
+          quantity: '1.234',
+          pricingQuantity: '0.000342777777777777777777777777777777778',
+          cost: '0.000342777777777777777777777777777777778',
+        }),
+      ],
+      config: {
+        ...base,
+        sharedCosts: [{ id: 'x', name: 'X', monthlyAmount: '100', rule: { kind: 'even' } }],
+      },
+      dataThrough: through,
+    });
+    const significant = (value: string): number => value.replace(/^[-0.]+/, '').replace('.', '').length;
+    const [header, ...records] = parse(renderCsv(thirds));
+    const columns = ['x_ExactCost', 'PricingQuantity', 'ConsumedQuantity', 'ListUnitPrice', 'BilledCost'];
+    const cells = records.flatMap((r) => columns.map((c) => r[header?.indexOf(c) ?? -1] ?? ''));
+    expect(cells.some((v) => significant(v) === 15)).toBe(true); // long values are cut to 15, not fewer
+    for (const value of cells) expect(significant(value)).toBeLessThanOrEqual(15);
+    const json = JSON.parse(renderJson(thirds)) as { rows: Array<Record<string, string>> };
+    expect(json.rows.some((r) => significant(r.x_ExactCost ?? '') > 15)).toBe(true);
   });
 
   it('HTML: escaped, self-contained, with the three charts', () => {
