@@ -1,5 +1,6 @@
 import { stringify } from 'csv-stringify/sync';
 import type { ChargebackReport, ReportLine } from './model';
+import { money } from './money';
 
 /**
  * The report files, rendered from a ChargebackReport: pure and deterministic (same report, same
@@ -12,6 +13,8 @@ type Row = Record<string, string>;
 export const REPORT_COLUMNS: ReadonlyArray<{
   name: string;
   description: string;
+  /** An exact decimal: full precision in JSON, SPREADSHEET_DIGITS significant digits in CSV. */
+  decimal?: true;
   value: (
     l: ReportLine,
     r: ChargebackReport,
@@ -57,19 +60,27 @@ export const REPORT_COLUMNS: ReadonlyArray<{
   { name: 'ChargeDescription', description: 'What the line is.', value: (l) => l.description },
   {
     name: 'BilledCost',
+    decimal: true,
     description:
       'Amount charged to the department, rounded to cents; lines add up exactly to the report total.',
     value: (l) => l.cost,
   },
-  { name: 'EffectiveCost', description: 'Same as BilledCost (no amortisation).', value: (l) => l.cost },
+  {
+    name: 'EffectiveCost',
+    decimal: true,
+    description: 'Same as BilledCost (no amortisation).',
+    value: (l) => l.cost,
+  },
   {
     name: 'ListCost',
+    decimal: true,
     description: 'Cost at list unit price (usage); the allocated amount otherwise.',
     value: (l) => l.cost,
   },
   { name: 'BillingCurrency', description: 'ISO 4217 currency.', value: (_l, r) => r.currency },
   {
     name: 'ConsumedQuantity',
+    decimal: true,
     description: 'Quantity consumed, in ConsumedUnit (usage lines).',
     value: (l) => l.quantity ?? '',
   },
@@ -80,6 +91,7 @@ export const REPORT_COLUMNS: ReadonlyArray<{
   },
   {
     name: 'PricingQuantity',
+    decimal: true,
     description: 'ConsumedQuantity in pricing units.',
     value: (l) => l.pricingQuantity ?? '',
   },
@@ -90,6 +102,7 @@ export const REPORT_COLUMNS: ReadonlyArray<{
   },
   {
     name: 'ListUnitPrice',
+    decimal: true,
     description: 'Price of one pricing unit, from the effective-dated price table.',
     value: (l) => l.unitPrice ?? '',
   },
@@ -164,7 +177,12 @@ export const REPORT_COLUMNS: ReadonlyArray<{
     description: 'The shared cost allocated (shared lines).',
     value: (l) => l.sharedCostId ?? '',
   },
-  { name: 'x_ExactCost', description: 'The exact amount before rounding.', value: (l) => l.exactCost },
+  {
+    name: 'x_ExactCost',
+    decimal: true,
+    description: 'The exact amount before rounding (in CSV to 15 significant digits, as spreadsheets keep).',
+    value: (l) => l.exactCost,
+  },
 ];
 
 function serviceName(line: ReportLine): string {
@@ -203,9 +221,23 @@ function neutralised(row: Row): Row {
   return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, FORMULA_START.test(v) ? `'${v}` : v]));
 }
 
+/** Spreadsheets keep 15 significant digits of a number and silently drop the rest. */
+const SPREADSHEET_DIGITS = 15;
+const DECIMAL_COLUMNS = REPORT_COLUMNS.filter((c) => c.decimal).map((c) => c.name);
+
+/** Decimals rounded (half to even) to what a spreadsheet keeps, so nothing is cut silently. */
+function spreadsheetDecimals(row: Row): Row {
+  const out = { ...row };
+  for (const name of DECIMAL_COLUMNS) {
+    const value = out[name];
+    if (value) out[name] = money(value).toSignificantDigits(SPREADSHEET_DIGITS).toFixed();
+  }
+  return out;
+}
+
 /** RFC 4180 CSV, CRLF line ends, a header row, UTF-8 without BOM. */
 export function renderCsv(report: ChargebackReport, lines: readonly ReportLine[] = report.lines): string {
-  return stringify(reportRows(report, lines).map(neutralised), {
+  return stringify(reportRows(report, lines).map(spreadsheetDecimals).map(neutralised), {
     header: true,
     columns: REPORT_COLUMNS.map((c) => c.name),
     record_delimiter: '\r\n',
