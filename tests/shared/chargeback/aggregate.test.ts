@@ -194,6 +194,14 @@ describe('WindowAggregator', () => {
     });
   });
 
+  it('bills text-to-speech by characters only: the audio it produced is no zero-priced line of its own', () => {
+    const tts = { api: 'tts' as const, deployment: 'tts-neural', model: 'azure-speech-tts-neural' };
+    const rows = aggregate([event({ ...tts, billableCharacters: 120, audioSeconds: 3.2 })]);
+    expect(rows.map((r) => r.meter)).toEqual(['tts-characters']);
+    expect(rows[0]).toMatchObject({ quantity: '120', requests: 1, cost: '0.0018' });
+    expect(rows[0]?.priceId).not.toBeNull();
+  });
+
   it('counts requests once per group, so they add up across meters', () => {
     const rows = aggregate([
       event({ promptTokens: 100, cachedTokens: 20, completionTokens: 30 }),
