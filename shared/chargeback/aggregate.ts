@@ -97,7 +97,11 @@ export class WindowAggregator {
     group.cachedTokens += Math.min(event.cachedTokens, event.promptTokens);
     group.outputTokens += event.completionTokens;
     group.characters += event.billableCharacters;
-    if (event.audioSeconds > 0) group.audioSeconds = group.audioSeconds.plus(String(event.audioSeconds));
+    // Audio is billed where it is the input (speech-to-text). Synthesis is billed by characters;
+    // the length of the audio it produced stays in the event, for telemetry, not on the bill.
+    if (event.audioSeconds > 0 && event.api !== 'tts') {
+      group.audioSeconds = group.audioSeconds.plus(String(event.audioSeconds));
+    }
   }
 
   /** The priced rows, sorted by id (deterministic whatever order the events came in). */
