@@ -9,6 +9,7 @@ import { appServices } from '../../../shared/config/composition';
 import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
 import { parsePeriod } from '../../../shared/contracts/report-period';
 import { APP_ROLES } from '../../../shared/contracts/roles';
+import { usageAggregate } from '../../fixtures/usage';
 
 /** The finance API on the local host, against reports written to Azurite. */
 
@@ -16,33 +17,7 @@ let stack: LocalStack;
 const MONTH = 'monthly/2026-11/chargeback-2026-11.csv';
 
 function row(department: string, cost: string): UsageAggregate {
-  return {
-    id: `row-${department}`,
-    pk: `2026-11|${department}`,
-    type: 'usage',
-    month: '2026-11',
-    day: '2026-11-03',
-    windowId: '20261103T1000Z',
-    windowStart: '2026-11-03T10:00:00.000Z',
-    windowEnd: '2026-11-03T10:15:00.000Z',
-    batch: 'b1',
-    department,
-    subscriptionId: 's',
-    appId: 'a',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    api: 'chat',
-    meter: 'input-tokens',
-    quantity: '1000000',
-    requests: 3,
-    estimatedRequests: 0,
-    priceId: 'p',
-    unitPrice: cost,
-    pricingUnit: '1M Tokens',
-    pricingQuantity: '1',
-    cost,
-    currency: 'USD',
-  };
+  return usageAggregate({ department, cost, id: `row-${department}`, appId: 'a', requests: 3 });
 }
 
 beforeAll(async () => {

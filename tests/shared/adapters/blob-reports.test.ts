@@ -20,8 +20,8 @@ import { reportPath } from '../../../shared/contracts/report-paths';
 import { dayOf, monthOf, parsePeriod } from '../../../shared/contracts/report-period';
 import { BLOB_CONTAINERS } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
-import { usageEventSchema } from '../../../shared/contracts/usage-event';
 import { WINDOW_MS, windowEnd, windowId, windowStart } from '../../../shared/contracts/window';
+import { usageEvent as anEvent } from '../../fixtures/usage';
 
 /** The report store, listing, read links and quarantine against Azurite. */
 
@@ -62,27 +62,14 @@ function freshMonth(): Date {
 }
 
 function usageEvent(window: Date, department: string, promptTokens: number): UsageEvent {
-  const recordedAt = new Date(window.getTime() + 60_000);
-  return usageEventSchema.parse({
-    id: randomUUID(),
-    recordedAt: recordedAt.toISOString(),
-    window: windowStart(recordedAt).toISOString(),
+  return anEvent({
+    recordedAt: new Date(window.getTime() + 60_000).toISOString(),
     subscriptionId: `sub-${department}`,
     appId: `app-${department}`,
     department,
-    api: 'chat',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
     promptTokens,
-    cachedTokens: 0,
     completionTokens: 1000,
-    reasoningTokens: 0,
-    audioSeconds: 0,
-    billableCharacters: 0,
-    status: 200,
     latencyMs: 40,
-    streamed: false,
-    estimated: false,
   });
 }
 

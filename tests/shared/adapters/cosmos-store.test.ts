@@ -15,8 +15,8 @@ import {
   usagePartitionKey,
 } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
-import { usageEventSchema } from '../../../shared/contracts/usage-event';
 import { parseWindowId, WINDOW_MS, windowEnd, windowId, windowStart } from '../../../shared/contracts/window';
+import { usageEvent as anEvent } from '../../fixtures/usage';
 
 /** CosmosChargebackStore against the Cosmos DB emulator, provisioned as the local stack does. */
 
@@ -60,27 +60,15 @@ const PRICE: Omit<PriceEntry, 'model' | 'meter'> = {
 };
 
 function usageEvent(window: Date, department: string, fields: Partial<UsageEvent> = {}): UsageEvent {
-  const recordedAt = new Date(window.getTime() + 60_000);
-  return usageEventSchema.parse({
-    id: randomUUID(),
-    recordedAt: recordedAt.toISOString(),
-    window: windowStart(recordedAt).toISOString(),
+  return anEvent({
+    recordedAt: new Date(window.getTime() + 60_000).toISOString(),
     subscriptionId: `sub-${department}`,
     appId: `app-${department}`,
     department,
-    api: 'chat',
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
     promptTokens: 1000,
     cachedTokens: 200,
     completionTokens: 300,
-    reasoningTokens: 0,
-    audioSeconds: 0,
-    billableCharacters: 0,
-    status: 200,
     latencyMs: 50,
-    streamed: false,
-    estimated: false,
     ...fields,
   });
 }

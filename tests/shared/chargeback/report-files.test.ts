@@ -4,37 +4,12 @@ import { money, sum } from '../../../shared/chargeback/money';
 import { buildReport } from '../../../shared/chargeback/report';
 import { reportFiles } from '../../../shared/chargeback/report-files';
 import { parsePeriod } from '../../../shared/contracts/report-period';
+import { usageAggregate } from '../../fixtures/usage';
 
 /** The files of one report: the whole report, and each department's own. */
 
 function row(department: string, cost: string): UsageAggregate {
-  return {
-    id: `row-${department}`,
-    pk: `2026-11|${department}`,
-    type: 'usage',
-    month: '2026-11',
-    day: '2026-11-03',
-    windowId: '20261103T1000Z',
-    windowStart: '2026-11-03T10:00:00.000Z',
-    windowEnd: '2026-11-03T10:15:00.000Z',
-    batch: 'b1',
-    department,
-    subscriptionId: 's',
-    appId: `${department}-app`,
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    api: 'chat',
-    meter: 'input-tokens',
-    quantity: '1000000',
-    requests: 3,
-    estimatedRequests: 0,
-    priceId: 'p',
-    unitPrice: cost,
-    pricingUnit: '1M Tokens',
-    pricingQuantity: '1',
-    cost,
-    currency: 'USD',
-  };
+  return usageAggregate({ department, cost, id: `row-${department}`, requests: 3 });
 }
 
 interface JsonReport {

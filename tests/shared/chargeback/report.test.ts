@@ -13,6 +13,7 @@ import { buildReport } from '../../../shared/chargeback/report';
 import { largestRemainder } from '../../../shared/chargeback/rounding';
 import { accruedDays } from '../../../shared/chargeback/shared-costs';
 import { parsePeriod } from '../../../shared/contracts/report-period';
+import { usageAggregate } from '../../fixtures/usage';
 
 describe('largest remainder', () => {
   it('rounds thirds so they add up to the rounded total', () => {
@@ -91,34 +92,7 @@ describe('price table', () => {
 });
 
 function row(department: string, cost: string, fields: Partial<UsageAggregate> = {}): UsageAggregate {
-  return {
-    id: `${department}-${cost}-${fields.meter ?? 'input-tokens'}`,
-    pk: `2026-04|${department}`,
-    type: 'usage',
-    month: '2026-04',
-    day: '2026-04-02',
-    windowId: '20260402T1000Z',
-    windowStart: '2026-04-02T10:00:00.000Z',
-    windowEnd: '2026-04-02T10:15:00.000Z',
-    batch: 'b',
-    department,
-    subscriptionId: 's',
-    appId: `${department}-app`,
-    deployment: 'gpt-4o',
-    model: 'gpt-4o-2024-11-20',
-    api: 'chat',
-    meter: 'input-tokens',
-    quantity: '1000000',
-    requests: 1,
-    estimatedRequests: 0,
-    priceId: 'p',
-    unitPrice: cost,
-    pricingUnit: '1M Tokens',
-    pricingQuantity: '1',
-    cost,
-    currency: 'USD',
-    ...fields,
-  };
+  return usageAggregate({ department, cost, windowId: '20260402T1000Z', batch: 'b', ...fields });
 }
 
 const base: ChargebackConfig = {

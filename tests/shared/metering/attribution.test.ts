@@ -1,4 +1,3 @@
-import { ApiError } from '../../../shared/contracts/api-errors';
 import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
 import { APP_ROLES } from '../../../shared/contracts/roles';
 import type { HeaderReader } from '../../../shared/metering/attribution';
@@ -8,6 +7,7 @@ import {
   requireRole,
   verifyGateway,
 } from '../../../shared/metering/attribution';
+import { apiErrorOf } from '../../fixtures/errors';
 
 const SECRET = 'gateway-secret-0123456789';
 
@@ -31,17 +31,6 @@ function gateway(extra: Record<string, string> = {}): HeaderReader {
 function without(name: string): HeaderReader {
   const all = gateway();
   return { get: (n: string) => (n === name ? null : all.get(n)) };
-}
-
-/** The ApiError `fn` throws (fails the test when it throws anything else, or nothing). */
-function apiErrorOf(fn: () => unknown): ApiError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  throw new Error('expected an ApiError, but nothing was thrown');
 }
 
 describe('verifyGateway', () => {

@@ -1,17 +1,7 @@
-import { ApiError } from '../../../shared/contracts/api-errors';
 import { billableCharacters, escapeXml, spokenText } from '../../../shared/metering/speech-billing';
+import { apiErrorOf } from '../../fixtures/errors';
 
 const SSML_NS = 'xmlns="http://www.w3.org/2001/10/synthesis"';
-
-function apiErrorOf(fn: () => unknown): ApiError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  throw new Error('expected an ApiError, but nothing was thrown');
-}
 
 describe('spokenText', () => {
   it('keeps the text of a plain SSML document and drops the markup', () => {
