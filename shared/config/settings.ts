@@ -189,7 +189,7 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
       'COSMOS_ALLOW_SELF_SIGNED_CERT: is only allowed for a Cosmos DB emulator on a loopback address',
     );
   }
-  for (const name of SECRET_SETTINGS) {
+  for (const name of SECRET_SETTING_NAMES) {
     if (value(name)?.startsWith('@Microsoft.KeyVault(')) {
       problems.push(
         `${name}: the App Service Key Vault reference was not resolved; check that the app's identity can read the secret`,
@@ -197,7 +197,7 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
     }
   }
   if (!value('KEY_VAULT_URI')) {
-    for (const name of SECRET_SETTINGS) {
+    for (const name of SECRET_SETTING_NAMES) {
       if (KEY_VAULT_REFERENCE.test(value(name) ?? '')) {
         problems.push(`${name}: refers to Key Vault but KEY_VAULT_URI is not set`);
       }
@@ -205,8 +205,6 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
   }
   return problems;
 }
-
-const SECRET_SETTINGS = SECRET_SETTING_NAMES;
 
 export type RawConfig = z.infer<typeof rawSchema>;
 
@@ -281,7 +279,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
     }
   };
   const secrets = new Map(
-    await Promise.all(SECRET_SETTINGS.map(async (name) => [name, await resolve(name)] as const)),
+    await Promise.all(SECRET_SETTING_NAMES.map(async (name) => [name, await resolve(name)] as const)),
   );
   const secret = (name: SettingName): string | undefined => secrets.get(name);
   const redisPassword = secret('REDIS_PASSWORD');

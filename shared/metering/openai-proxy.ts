@@ -2,7 +2,7 @@ import type { ReadableStream } from 'node:stream/web';
 import type { UsageEvent, UsageFigures } from '../contracts/usage-event';
 import { NO_USAGE } from '../contracts/usage-event';
 import type { Attribution } from './attribution';
-import type { OpenAiOperation, OpenAiPathForm } from './openai-request';
+import type { OpenAiRequestInput } from './openai-request';
 import { parseOpenAiCall } from './openai-request';
 import { usageEventFor } from './served-usage';
 import type { UpstreamBody } from './sse-relay';
@@ -15,13 +15,7 @@ import { usageFigures } from './usage-figures';
  * answer back unchanged, and produces exactly one usage event per served request.
  */
 
-export interface OpenAiProxyRequest {
-  operation: OpenAiOperation;
-  form: OpenAiPathForm;
-  deployment?: string;
-  apiVersion: string | null;
-  contentType: string | null;
-  body: Uint8Array<ArrayBuffer>;
+export interface OpenAiProxyRequest extends OpenAiRequestInput {
   attribution: Attribution;
   correlationId: string;
   startedAt: number;

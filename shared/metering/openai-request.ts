@@ -78,14 +78,17 @@ export interface OpenAiCall {
   body: ParsedBody;
 }
 
-export function parseOpenAiCall(request: {
+/** An Azure OpenAI request as it arrived: which operation on which path form, and its bytes. */
+export interface OpenAiRequestInput {
   operation: OpenAiOperation;
   form: OpenAiPathForm;
   deployment?: string;
   apiVersion: string | null;
   contentType: string | null;
   body: Uint8Array<ArrayBuffer>;
-}): OpenAiCall {
+}
+
+export function parseOpenAiCall(request: OpenAiRequestInput): OpenAiCall {
   if (!/^application\/json\b/i.test(request.contentType ?? '')) {
     throw new ApiError(415, 'UnsupportedMediaType', "Content-Type must be 'application/json'.");
   }
