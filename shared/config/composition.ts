@@ -32,14 +32,11 @@ import { loadConfig } from './settings';
 export interface AppServices {
   config: AppConfig;
   telemetry: Telemetry;
-  redis(): Redis;
   blobService(): BlobServiceClient;
   cosmos(): CosmosClient;
   /** The container finance reads reports from. */
   reportsContainer(): ReturnType<BlobServiceClient['getContainerClient']>;
   spool(): BlobUsageSpool;
-  usageBuffer(): RedisUsageBuffer;
-  usageRecorder(): UsageRecorder;
   /** Records a served request's usage (Redis, else the spool) and reports it to telemetry. */
   recordUsage(event: UsageEvent): Promise<void>;
   openAiUpstream(): OpenAiUpstream;
@@ -52,7 +49,6 @@ export interface AppServices {
    * RBAC its identity may not. Returns what could not be ensured; metering goes on regardless.
    */
   ensureBlobContainers(): Promise<string[]>;
-  cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
   close(): Promise<void>;
 }
 
@@ -122,13 +118,10 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
   const services: AppServices = {
     config,
     telemetry,
-    redis,
     blobService,
     cosmos,
     reportsContainer,
     spool,
-    usageBuffer,
-    usageRecorder,
     async recordUsage(event) {
       const outcome = await usageRecorder().record(event);
       telemetry.usage(event, outcome);
@@ -175,7 +168,6 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         outcome.status === 'rejected' ? [`${names[i]}: ${ensureError(outcome.reason).message}`] : [],
       );
     },
-    cognitiveAuthHeaders,
     close() {
       redisClient?.disconnect();
       cosmosClient?.dispose();
