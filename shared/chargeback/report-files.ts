@@ -4,7 +4,9 @@ import type { ReportFormat } from '../contracts/report-paths';
 import { DEPARTMENT_REPORT_FORMATS, REPORT_FORMATS, reportPath } from '../contracts/report-paths';
 import type { ChargebackReport } from './model';
 import type { RenderedReportFile } from './ports';
-import { renderCsv, renderHtml, renderJson } from './render';
+import { renderCsv } from './render-csv';
+import { renderHtml } from './render-html';
+import { renderJson } from './render-json';
 
 const CONTENT_TYPES: Record<ReportFormat, string> = {
   csv: 'text/csv; charset=utf-8',

@@ -2,13 +2,9 @@ import { parse } from 'csv-parse/sync';
 import type { ChargebackConfig, UsageAggregate } from '../../../shared/chargeback/model';
 import { money, sum } from '../../../shared/chargeback/money';
 import { PriceTable } from '../../../shared/chargeback/prices';
-import {
-  renderCsv,
-  renderHtml,
-  renderJson,
-  REPORT_COLUMNS,
-  reportRows,
-} from '../../../shared/chargeback/render';
+import { renderCsv, REPORT_COLUMNS, reportRows } from '../../../shared/chargeback/render-csv';
+import { renderHtml } from '../../../shared/chargeback/render-html';
+import { renderJson } from '../../../shared/chargeback/render-json';
 import { buildReport } from '../../../shared/chargeback/report';
 import { largestRemainder } from '../../../shared/chargeback/rounding';
 import { accruedDays } from '../../../shared/chargeback/shared-costs';

@@ -1,0 +1,27 @@
+import type { ChargebackReport } from './model';
+import { reportRows } from './render-csv';
+
+/**
+ * The report as JSON: the whole report, or one department's part of it (its own total, its own
+ * entry and its own rows), so that a department's file never states another's figures.
+ */
+export function renderJson(report: ChargebackReport, department?: string): string {
+  const departments =
+    department === undefined
+      ? report.departments
+      : report.departments.filter((d) => d.department === department);
+  const lines =
+    department === undefined ? report.lines : report.lines.filter((l) => l.department === department);
+  return `${JSON.stringify(
+    {
+      period: report.period,
+      currency: report.currency,
+      dataThrough: report.dataThrough,
+      total: department === undefined ? report.total : (departments[0]?.total ?? '0.00'),
+      departments,
+      rows: reportRows(report, lines),
+    },
+    null,
+    2,
+  )}\n`;
+}
