@@ -202,26 +202,22 @@ describe('WindowAggregator', () => {
     expect(rows[0]?.priceId).not.toBeNull();
   });
 
-  it('counts requests once per group, so they add up across meters', () => {
+  it('counts on every line the requests that consumed its meter', () => {
     const rows = aggregate([
       event({ promptTokens: 100, cachedTokens: 20, completionTokens: 30 }),
-      event({ promptTokens: 200, cachedTokens: 40, completionTokens: 60 }),
-      event({ promptTokens: 300, completionTokens: 90 }),
+      event({ promptTokens: 200, cachedTokens: 40, completionTokens: 60, estimated: true }),
+      event({ promptTokens: 300 }),
     ]);
     expect(rows).toHaveLength(3);
-    expect(totalRequests(rows)).toBe(3);
-    expect(rows.filter((r) => r.requests > 0)).toHaveLength(1);
+    expect(rowOf(rows, 'input-tokens')).toMatchObject({ requests: 3, estimatedRequests: 1 });
+    expect(rowOf(rows, 'cached-input-tokens')).toMatchObject({ requests: 2, estimatedRequests: 1 });
+    expect(rowOf(rows, 'output-tokens')).toMatchObject({ requests: 2, estimatedRequests: 1 });
   });
 
-  it('counts estimated requests on the same row as the requests', () => {
-    const rows = aggregate([
-      event({ promptTokens: 100, completionTokens: 30, estimated: true }),
-      event({ promptTokens: 100, completionTokens: 30 }),
-      event({ promptTokens: 100, completionTokens: 30, estimated: true, streamed: true }),
-    ]);
-    expect(rows.reduce((n, r) => n + r.estimatedRequests, 0)).toBe(2);
-    const first = rows.find((r) => r.requests > 0);
-    expect(first).toMatchObject({ requests: 3, estimatedRequests: 2 });
+  it('counts a request that consumed nothing on its API\'s first meter', () => {
+    const rows = aggregate([event({ promptTokens: 0 }), event({ completionTokens: 5 })]);
+    expect(rowOf(rows, 'input-tokens')).toMatchObject({ quantity: '0', requests: 1 });
+    expect(rowOf(rows, 'output-tokens')).toMatchObject({ quantity: '5', requests: 1 });
   });
 
   it.each([
