@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { departmentIdSchema } from '../contracts/department';
 import type { ReportPeriod } from '../contracts/report-period';
 import type { UsageApi } from '../contracts/usage-event';
+import { money } from './money';
 
 /**
  * The chargeback's contracts, in one place: meters, aggregated usage rows (Cosmos DB), prices,
@@ -90,6 +91,46 @@ export interface UsageAggregate {
   /** pricingQuantity × unitPrice, exact and unrounded. */
   cost: string;
   currency: typeof CURRENCY;
+  /**
+   * Set while the row is unpriced: it was committed while the price table was unusable (an invalid
+   * override). It is priced, and this flag removed, before any report uses it.
+   */
+  pricePending?: true;
+}
+
+/** What a report line is built from: a window's row, or a day's roll-up of them. */
+export type UsageRow = Pick<
+  UsageAggregate,
+  | 'month'
+  | 'day'
+  | 'department'
+  | 'subscriptionId'
+  | 'appId'
+  | 'deployment'
+  | 'model'
+  | 'api'
+  | 'meter'
+  | 'quantity'
+  | 'requests'
+  | 'estimatedRequests'
+  | 'priceId'
+  | 'unitPrice'
+  | 'pricingUnit'
+  | 'pricingQuantity'
+  | 'cost'
+  | 'currency'
+>;
+
+/**
+ * A day's usage roll-up in Cosmos DB: the day's priced window rows summed per department ×
+ * subscription × app × deployment × model × API × meter × price. Reports read these, so a month's
+ * report reads days × keys documents, never every window's rows.
+ */
+export interface DailyUsage extends UsageRow {
+  id: string;
+  /** Partition key: contracts/storage.ts usagePartitionKey (the same partition as the day's window rows). */
+  pk: string;
+  type: 'daily';
 }
 
 /** How a shared cost is split between departments. */
@@ -105,7 +146,7 @@ export const allocationRuleSchema = z.discriminatedUnion('kind', [
 ]);
 export type AllocationRule = z.infer<typeof allocationRuleSchema>;
 
-export const chargebackConfigSchema = z.object({
+const chargebackConfigShape = z.object({
   currency: z.literal(CURRENCY).default(CURRENCY),
   departments: z
     .array(
@@ -132,7 +173,74 @@ export const chargebackConfigSchema = z.object({
   /** Optional markup on each department's direct and shared cost, in percent. */
   markupPercent: nonNegativeDecimal.default('0'),
 });
+
+/**
+ * The allocation configuration, checked in full: the shape, then every cross-reference, each
+ * problem naming its entry. Department ids are unique; apps and fixed percentages name configured
+ * departments; fixed percentages add up to exactly 100; shared cost ids and app ids are unique.
+ */
+export const chargebackConfigSchema = chargebackConfigShape.superRefine((config, ctx) => {
+  const problem = (path: Array<string | number>, message: string): void => {
+    ctx.addIssue({ code: 'custom', path, message });
+  };
+  const known = new Set<string>();
+  config.departments.forEach((d, i) => {
+    if (known.has(d.id)) problem(['departments', i, 'id'], `department '${d.id}' is listed twice`);
+    known.add(d.id);
+  });
+  const apps = new Set<string>();
+  config.apps.forEach((a, i) => {
+    if (apps.has(a.appId)) problem(['apps', i, 'appId'], `app '${a.appId}' is mapped twice`);
+    apps.add(a.appId);
+    if (!known.has(a.department)) {
+      problem(
+        ['apps', i, 'department'],
+        `app '${a.appId}' names department '${a.department}', which is not configured`,
+      );
+    }
+  });
+  const sharedIds = new Set<string>();
+  config.sharedCosts.forEach((c, i) => {
+    if (sharedIds.has(c.id)) problem(['sharedCosts', i, 'id'], `shared cost '${c.id}' is listed twice`);
+    sharedIds.add(c.id);
+    if (c.rule.kind !== 'fixed') return;
+    let total = money(0);
+    for (const [department, percent] of Object.entries(c.rule.percentages)) {
+      total = total.plus(percent);
+      if (!known.has(department)) {
+        problem(
+          ['sharedCosts', i, 'rule', 'percentages', department],
+          `shared cost '${c.id}' gives a percentage to department '${department}', which is not configured`,
+        );
+      }
+    }
+    if (!total.equals(100)) {
+      problem(
+        ['sharedCosts', i, 'rule', 'percentages'],
+        `shared cost '${c.id}': fixed percentages add up to ${total.toFixed()}, not 100`,
+      );
+    }
+  });
+});
 export type ChargebackConfig = z.infer<typeof chargebackConfigSchema>;
+
+/**
+ * CHARGEBACK_CONFIG as read at start: a checked configuration, or the problems that keep it from
+ * being used. A bad configuration never stops the app: metering, aggregation, commit and release
+ * go on without it; only report writing waits until it is fixed.
+ */
+export type ChargebackConfigState =
+  { ok: true; config: ChargebackConfig } | { ok: false; problems: string[] };
+
+/** Checks a configuration (parsed JSON) in full; every problem names its entry. */
+export function checkChargebackConfig(value: unknown): ChargebackConfigState {
+  const parsed = chargebackConfigSchema.safeParse(value);
+  if (parsed.success) return { ok: true, config: parsed.data };
+  return {
+    ok: false,
+    problems: parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
+  };
+}
 
 export type ReportLineCategory = 'usage' | 'shared' | 'markup';
 

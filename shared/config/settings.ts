@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DEFAULT_CHARGEBACK_CONFIG } from '../chargeback/default-config';
-import type { ChargebackConfig } from '../chargeback/model';
-import { chargebackConfigSchema } from '../chargeback/model';
+import type { ChargebackConfigState } from '../chargeback/model';
+import { checkChargebackConfig } from '../chargeback/model';
 import { GATEWAY_HEADERS } from '../contracts/gateway-headers';
 import type { SettingName } from '../contracts/settings';
 import { REQUIRED_SETTING_GROUPS, SECRET_SETTING_NAMES, SETTING_NAMES } from '../contracts/settings';
@@ -130,32 +130,25 @@ const rawSchema = z.object({
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalString,
   HEALTH_CHECK_TIMEOUT_MS: positiveInt(2000),
 
-  /** Departments, app mapping, shared costs and markup (JSON, see README); defaults to the shipped example. */
+  /**
+   * Departments, app mapping, shared costs and markup (JSON, see README); defaults to the shipped
+   * example. Checked in full at start, but never fatal: a bad configuration is reported (start-up
+   * log, health, the run's status) and only report writing waits for it; metering goes on.
+   */
   CHARGEBACK_CONFIG: z.preprocess(
     (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
     z
       .string()
       .optional()
-      .transform((value, ctx) => {
-        if (value === undefined) return DEFAULT_CHARGEBACK_CONFIG;
+      .transform((value): ChargebackConfigState => {
+        if (value === undefined) return { ok: true, config: DEFAULT_CHARGEBACK_CONFIG };
         let json: unknown;
         try {
           json = JSON.parse(value);
         } catch {
-          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-          return z.NEVER;
+          return { ok: false, problems: ['must be JSON'] };
         }
-        const parsed = chargebackConfigSchema.safeParse(json);
-        if (!parsed.success) {
-          for (const issue of parsed.error.issues) {
-            ctx.addIssue({
-              code: 'custom',
-              message: `${issue.path.join('.') || '(root)'}: ${issue.message}`,
-            });
-          }
-          return z.NEVER;
-        }
-        return parsed.data;
+        return checkChargebackConfig(json);
       }),
   ),
   /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
@@ -227,7 +220,7 @@ export interface AppConfig {
   };
   appInsightsConnectionString?: string;
   healthCheckTimeoutMs: number;
-  chargeback: { config: ChargebackConfig; graceMs: number };
+  chargeback: { config: ChargebackConfigState; graceMs: number };
   proxy: {
     gatewaySecret: string;
     maxRequestBytes: number;

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOCAL_SETTING_NAMES } from '../../../local/settings';
+import { DEFAULT_CHARGEBACK_CONFIG } from '../../../shared/chargeback/default-config';
+import { checkChargebackConfig } from '../../../shared/chargeback/model';
 import { APP_SETTING_NAMES, ConfigError, loadConfig, parseConfig } from '../../../shared/config/settings';
 
 const valid = {
@@ -96,27 +98,67 @@ describe('configuration', () => {
     );
   });
 
-  it('validates CHARGEBACK_CONFIG and defaults to the shipped example', () => {
-    expect(parseConfig(valid).CHARGEBACK_CONFIG.departments.length).toBeGreaterThan(0);
-    expect(problems({ ...valid, CHARGEBACK_CONFIG: '{not json' })).toEqual([
-      'CHARGEBACK_CONFIG: must be JSON',
+  it('checks CHARGEBACK_CONFIG and defaults to the shipped example; a bad one is reported, never fatal', () => {
+    const state = (value: unknown) =>
+      parseConfig({ ...valid, CHARGEBACK_CONFIG: typeof value === 'string' ? value : JSON.stringify(value) })
+        .CHARGEBACK_CONFIG;
+    expect(parseConfig(valid).CHARGEBACK_CONFIG).toEqual({ ok: true, config: DEFAULT_CHARGEBACK_CONFIG });
+    expect(state('{not json')).toEqual({ ok: false, problems: ['must be JSON'] });
+    expect(
+      state({
+        departments: [],
+        sharedCosts: [{ id: 'Bad Id', name: 'x', monthlyAmount: '-5', rule: { kind: 'weird' } }],
+      }),
+    ).toEqual({
+      ok: false,
+      problems: [
+        expect.stringContaining('departments:'),
+        expect.stringContaining('sharedCosts.0.id:'),
+        expect.stringContaining('sharedCosts.0.monthlyAmount: must be a non-negative decimal'),
+        expect.stringContaining('sharedCosts.0.rule.kind:'),
+      ],
+    });
+  });
+
+  it('checks CHARGEBACK_CONFIG cross-references, naming each entry', () => {
+    const departments = [
+      { id: 'research', name: 'Research' },
+      { id: 'finance', name: 'Finance' },
+    ];
+    const fixed = (percentages: Record<string, string>) => [
+      { id: 'platform', name: 'Platform', monthlyAmount: '100', rule: { kind: 'fixed', percentages } },
+    ];
+    const problemsOf = (config: object): string[] => {
+      const state = checkChargebackConfig(config);
+      return state.ok ? [] : state.problems;
+    };
+    expect(problemsOf({ departments, apps: [{ appId: 'bot', department: 'ops' }] })).toEqual([
+      "apps.0.department: app 'bot' names department 'ops', which is not configured",
+    ]);
+    expect(problemsOf({ departments, sharedCosts: fixed({ research: '60', finance: '30' }) })).toEqual([
+      "sharedCosts.0.rule.percentages: shared cost 'platform': fixed percentages add up to 90, not 100",
+    ]);
+    expect(problemsOf({ departments, sharedCosts: fixed({ research: '75', ops: '25' }) })).toEqual([
+      "sharedCosts.0.rule.percentages.ops: shared cost 'platform' gives a percentage to department 'ops', which is not configured",
+    ]);
+    expect(problemsOf({ departments: [...departments, { id: 'R&D', name: 'R&D' }] })).toEqual([
+      expect.stringMatching(/^departments\.2\.id: must be a department id/),
     ]);
     expect(
-      problems({
-        ...valid,
-        CHARGEBACK_CONFIG: JSON.stringify({
-          departments: [],
-          sharedCosts: [{ id: 'Bad Id', name: 'x', monthlyAmount: '-5', rule: { kind: 'weird' } }],
-        }),
+      problemsOf({
+        departments: [...departments, { id: 'research', name: 'Again' }],
+        apps: [
+          { appId: 'bot', department: 'research' },
+          { appId: 'bot', department: 'finance' },
+        ],
+        sharedCosts: [...fixed({ research: '100' }), ...fixed({ finance: '100' })],
       }),
     ).toEqual([
-      expect.stringContaining('CHARGEBACK_CONFIG: departments:'),
-      expect.stringContaining('CHARGEBACK_CONFIG: sharedCosts.0.id:'),
-      expect.stringContaining(
-        'CHARGEBACK_CONFIG: sharedCosts.0.monthlyAmount: must be a non-negative decimal',
-      ),
-      expect.stringContaining('CHARGEBACK_CONFIG: sharedCosts.0.rule.kind:'),
+      "departments.2.id: department 'research' is listed twice",
+      "apps.1.appId: app 'bot' is mapped twice",
+      "sharedCosts.1.id: shared cost 'platform' is listed twice",
     ]);
+    expect(problemsOf(DEFAULT_CHARGEBACK_CONFIG)).toEqual([]);
   });
 
   it('allows a self-signed certificate only for an emulator on loopback', () => {
