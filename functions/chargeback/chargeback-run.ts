@@ -3,16 +3,18 @@ import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from 'durable-functions';
 import type { StepLogger, WindowBatch } from '../../shared/chargeback/ports';
-import type { ChargebackRunSummary, WindowOutcome } from '../../shared/chargeback/run';
-import { CHARGEBACK_ORCHESTRATION, periodsOf, runInstanceId } from '../../shared/chargeback/run';
+import type { ChargebackRunSummary, ReportDue, Waiting, WindowOutcome } from '../../shared/chargeback/run';
+import { CHARGEBACK_ORCHESTRATION, ConfigurationProblem, runInstanceId } from '../../shared/chargeback/run';
 import { appServices } from '../../shared/config/composition';
 import { WINDOW_MINUTES } from '../../shared/contracts/window';
 
 /**
  * Every 15 minutes: find the closed windows still holding raw usage, aggregate each into Cosmos
- * DB (fan-out), recompute the reports of the months and days they touch, and only then release
- * the raw data. Every activity retries; every step is idempotent, so a rerun after a crash at any
- * point writes the same documents and the same reports.
+ * DB (fan-out), release their raw data as soon as it is committed, roll up the days they touched,
+ * and write the reports of every period whose data changed. Every activity retries; every step is
+ * idempotent, so a rerun after a crash at any point writes the same documents and the same
+ * reports. A step that waits for an admin (an invalid price override or CHARGEBACK_CONFIG) says
+ * why in the run's custom status and output, and is tried again by the next run.
  */
 
 const ACTIVITY_RETRY = new df.RetryOptions(2_000, 5);
@@ -22,12 +24,15 @@ ACTIVITY_RETRY.maxRetryIntervalInMilliseconds = 60_000;
 export const CHARGEBACK_ACTIVITIES = {
   find: 'chargebackFindWindows',
   aggregate: 'chargebackAggregateWindow',
-  report: 'chargebackWriteReports',
   release: 'chargebackReleaseBatch',
+  daysToRollUp: 'chargebackDaysToRollUp',
+  rollUp: 'chargebackRollUpDay',
+  reportsDue: 'chargebackReportsDue',
+  report: 'chargebackWriteReports',
 } as const;
 
 export interface RunInput {
-  /** Normally absent ("now"). A drill or the demo may pass a later instant to close the current window early. */
+  /** Normally absent ("now"). An admin's run-now or the demo may pass a later instant to close the current window early. */
   asOf?: string;
 }
 export interface FindInput {
@@ -37,9 +42,19 @@ export interface AggregateInput {
   windowId: string;
   proposedBatch: string;
 }
-/** A period id: YYYY-MM (month to date) or YYYY-MM-DD. */
-export type ReportInput = string;
 export type ReleaseInput = WindowBatch;
+/** A day, YYYY-MM-DD. */
+export type RollUpInput = string;
+export interface RollUpOutput {
+  day: string;
+  waiting?: string;
+}
+export type ReportInput = ReportDue;
+export interface ReportOutput {
+  period: string;
+  paths: string[];
+  waiting?: string;
+}
 
 /** Task.all of nothing is an error in durable-functions; an empty list is simply done. */
 function* all(context: OrchestrationContext, tasks: df.Task[]): Generator<df.Task, unknown[], unknown> {
@@ -54,55 +69,68 @@ export const chargebackOrchestrator: OrchestrationHandler = function* (context: 
     typeof requested === 'string' && !Number.isNaN(Date.parse(requested))
       ? new Date(requested).toISOString()
       : context.df.currentUtcDateTime.toISOString();
+  const call = (name: string, input: unknown): df.Task =>
+    context.df.callActivityWithRetry(name, ACTIVITY_RETRY, input);
+
   context.df.setCustomStatus({ phase: 'finding windows' });
-  const windows = (yield context.df.callActivityWithRetry(CHARGEBACK_ACTIVITIES.find, ACTIVITY_RETRY, {
-    asOf,
-  } satisfies FindInput)) as string[];
+  const windows = (yield call(CHARGEBACK_ACTIVITIES.find, { asOf } satisfies FindInput)) as string[];
 
   context.df.setCustomStatus({ phase: 'aggregating', windows: windows.length });
   const outcomes = (yield* all(
     context,
     windows.map((windowId) =>
-      context.df.callActivityWithRetry(CHARGEBACK_ACTIVITIES.aggregate, ACTIVITY_RETRY, {
+      call(CHARGEBACK_ACTIVITIES.aggregate, {
         windowId,
         proposedBatch: context.df.instanceId,
       } satisfies AggregateInput),
     ),
   )) as WindowOutcome[];
 
-  const periods = periodsOf(outcomes);
-  context.df.setCustomStatus({ phase: 'reporting', periods: periods.length });
-  const reports = (yield* all(
-    context,
-    periods.map((period) =>
-      context.df.callActivityWithRetry(
-        CHARGEBACK_ACTIVITIES.report,
-        ACTIVITY_RETRY,
-        period satisfies ReportInput,
-      ),
-    ),
-  )) as string[][];
-
-  // Raw data goes only once everything computed from it is committed.
-  context.df.setCustomStatus({ phase: 'releasing' });
+  // Committed: the raw data goes now, whatever happens to roll-ups and reports.
+  context.df.setCustomStatus({ phase: 'releasing', windows: outcomes.length });
   yield* all(
     context,
-    outcomes.map((outcome) =>
-      context.df.callActivityWithRetry(CHARGEBACK_ACTIVITIES.release, ACTIVITY_RETRY, {
-        windowId: outcome.windowId,
-        batch: outcome.batch,
-      } satisfies ReleaseInput),
+    outcomes.map((o) =>
+      call(CHARGEBACK_ACTIVITIES.release, { windowId: o.windowId, batch: o.batch } satisfies ReleaseInput),
     ),
   );
+
+  const days = (yield call(CHARGEBACK_ACTIVITIES.daysToRollUp, null)) as string[];
+  context.df.setCustomStatus({ phase: 'rolling up', days: days.length });
+  const rolledUp = (yield* all(
+    context,
+    days.map((day) => call(CHARGEBACK_ACTIVITIES.rollUp, day satisfies RollUpInput)),
+  )) as RollUpOutput[];
+
+  const due = (yield call(CHARGEBACK_ACTIVITIES.reportsDue, null)) as ReportDue[];
+  context.df.setCustomStatus({ phase: 'reporting', periods: due.length });
+  const reports = (yield* all(
+    context,
+    due.map((d) => call(CHARGEBACK_ACTIVITIES.report, d satisfies ReportInput)),
+  )) as ReportOutput[];
+
+  const waiting: Waiting[] = [
+    ...rolledUp.flatMap((r) =>
+      r.waiting === undefined ? [] : [{ step: 'roll-up' as const, period: r.day, problem: r.waiting }],
+    ),
+    ...reports.flatMap((r) =>
+      r.waiting === undefined ? [] : [{ step: 'report' as const, period: r.period, problem: r.waiting }],
+    ),
+  ];
   const summary: ChargebackRunSummary = {
     asOf,
     windows: outcomes.map((o) => ({ windowId: o.windowId, batch: o.batch, events: o.events })),
     events: outcomes.reduce((sum, o) => sum + o.events, 0),
     invalidEvents: outcomes.reduce((sum, o) => sum + o.invalidEvents, 0),
     aggregates: outcomes.reduce((sum, o) => sum + o.aggregates, 0),
-    reports: reports.flat().sort(),
+    reports: reports.flatMap((r) => r.paths).sort(),
+    waiting,
   };
-  context.df.setCustomStatus({ phase: 'done' });
+  context.df.setCustomStatus(
+    waiting.length === 0
+      ? { phase: 'done' }
+      : { phase: 'done, reports waiting', waiting: [...new Set(waiting.map((w) => w.problem))] },
+  );
   return summary;
 };
 
@@ -120,11 +148,50 @@ export const findWindows: ActivityHandler = async (input: FindInput) =>
 export const aggregateWindow: ActivityHandler = async (input: AggregateInput, context: InvocationContext) =>
   (await appServices()).chargeback().aggregateWindow(input.windowId, input.proposedBatch, logger(context));
 
-export const writeReports: ActivityHandler = async (period: ReportInput) =>
-  (await appServices()).chargeback().writePeriodReports(period);
-
 export const releaseBatch: ActivityHandler = async (batch: ReleaseInput) =>
   (await appServices()).chargeback().releaseBatch(batch);
+
+export const daysToRollUp: ActivityHandler = async () => (await appServices()).chargeback().daysToRollUp();
+
+/**
+ * A step an admin must unblock returns why instead of failing: retrying it within the run cannot
+ * help, and the next run tries again. The problem is logged as an error (Application Insights).
+ */
+async function orWaiting<T>(
+  context: InvocationContext,
+  what: string,
+  step: () => Promise<T>,
+): Promise<T | { waiting: string }> {
+  try {
+    return await step();
+  } catch (error) {
+    if (!(error instanceof ConfigurationProblem)) throw error;
+    context.error(`CHARGEBACK_WAITING ${what}: ${error.message}`);
+    return { waiting: error.message };
+  }
+}
+
+export const rollUpDay: ActivityHandler = async (
+  day: RollUpInput,
+  context: InvocationContext,
+): Promise<RollUpOutput> => {
+  const steps = (await appServices()).chargeback();
+  const result = await orWaiting(context, `roll-up of ${day}`, () => steps.rollUpDay(day));
+  return 'waiting' in result ? { day, waiting: result.waiting } : { day };
+};
+
+export const reportsDue: ActivityHandler = async () => (await appServices()).chargeback().reportsDue();
+
+export const writeReports: ActivityHandler = async (
+  due: ReportInput,
+  context: InvocationContext,
+): Promise<ReportOutput> => {
+  const steps = (await appServices()).chargeback();
+  const result = await orWaiting(context, `reports of ${due.period}`, () => steps.writePeriodReports(due));
+  return Array.isArray(result)
+    ? { period: due.period, paths: result }
+    : { period: due.period, paths: [], waiting: result.waiting };
+};
 
 /** One run per quarter hour, by id; never two at once. */
 export async function startChargebackRun(_timer: Timer, context: InvocationContext): Promise<void> {
@@ -157,8 +224,11 @@ export async function startChargebackRun(_timer: Timer, context: InvocationConte
 df.app.orchestration(CHARGEBACK_ORCHESTRATION, chargebackOrchestrator);
 df.app.activity(CHARGEBACK_ACTIVITIES.find, { handler: findWindows });
 df.app.activity(CHARGEBACK_ACTIVITIES.aggregate, { handler: aggregateWindow });
-df.app.activity(CHARGEBACK_ACTIVITIES.report, { handler: writeReports });
 df.app.activity(CHARGEBACK_ACTIVITIES.release, { handler: releaseBatch });
+df.app.activity(CHARGEBACK_ACTIVITIES.daysToRollUp, { handler: daysToRollUp });
+df.app.activity(CHARGEBACK_ACTIVITIES.rollUp, { handler: rollUpDay });
+df.app.activity(CHARGEBACK_ACTIVITIES.reportsDue, { handler: reportsDue });
+df.app.activity(CHARGEBACK_ACTIVITIES.report, { handler: writeReports });
 
 app.timer('chargebackTimer', {
   // At the start of every window (0 */15 * * * *): six-field NCRONTAB, UTC.

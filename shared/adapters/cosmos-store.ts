@@ -1,7 +1,19 @@
 import type { Container, CosmosClient } from '@azure/cosmos';
-import type { AggregateStore, BatchRecord, PriceSource, StoredPrice } from '../chargeback/ports';
-import type { UsageAggregate } from '../chargeback/model';
-import { batchPartitionKey, COSMOS_CONTAINERS, usagePartitionKey } from '../contracts/storage';
+import type {
+  AggregateStore,
+  BatchRecord,
+  DayRecord,
+  PriceSource,
+  ReportReceipt,
+  StoredPrice,
+} from '../chargeback/ports';
+import type { DailyUsage, UsageAggregate } from '../chargeback/model';
+import {
+  batchPartitionKey,
+  COSMOS_CONTAINERS,
+  LEDGER_PARTITION_KEY,
+  usagePartitionKey,
+} from '../contracts/storage';
 
 /**
  * The chargeback's Cosmos DB store (layout and partitioning in contracts/storage.ts). The database
@@ -27,14 +39,79 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
    * deterministic and the content a function of the frozen batch, so a rerun writes the same.
    */
   async commit(rows: UsageAggregate[], record: BatchRecord): Promise<void> {
-    for (let i = 0; i < rows.length; i += this.concurrency) {
-      await Promise.all(rows.slice(i, i + this.concurrency).map((row) => this.#usage.items.upsert(row)));
-    }
+    await this.upsertAll(rows);
     await this.#usage.items.upsert(record);
   }
 
-  async usage(filter: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]> {
-    const filters = ['c.type = "usage"', 'c.month = @month'];
+  updateUsage(rows: UsageAggregate[]): Promise<void> {
+    return this.upsertAll(rows);
+  }
+
+  usage(filter: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]> {
+    return this.rows<UsageAggregate>('usage', filter);
+  }
+
+  daily(filter: { month: string; day?: string }): Promise<DailyUsage[]> {
+    return this.rows<DailyUsage>('daily', filter);
+  }
+
+  batches(month: string, day?: string): Promise<BatchRecord[]> {
+    // The partition is named in the query too: a partition-scoped option alone is not honoured
+    // by every endpoint (the local emulator ignores it), and the filter costs nothing.
+    const filters = ['c.type = "batch"', 'c.pk = @pk'];
+    const parameters = [{ name: '@pk', value: batchPartitionKey(month) }];
+    if (day) {
+      filters.push('c.day = @day');
+      parameters.push({ name: '@day', value: day });
+    }
+    return this.query<BatchRecord>(
+      `SELECT * FROM c WHERE ${filters.join(' AND ')}`,
+      parameters,
+      batchPartitionKey(month),
+    );
+  }
+
+  async daysToRollUp(): Promise<string[]> {
+    // Across the months' batch partitions: the flag is false only between a commit and its roll-up.
+    const pending = await this.query<BatchRecord>(
+      'SELECT * FROM c WHERE c.type = "batch" AND c.rolledUp = false',
+      [],
+    );
+    return [...new Set(pending.map((b) => b.day))].sort();
+  }
+
+  async writeRollUp(rows: DailyUsage[], record: DayRecord, batches: readonly BatchRecord[]): Promise<void> {
+    await this.upsertAll(rows);
+    await this.#usage.items.upsert(record);
+    await this.upsertAll(batches.map((batch) => ({ ...batch, rolledUp: true })));
+  }
+
+  days(month?: string): Promise<DayRecord[]> {
+    return this.ledger<DayRecord>('day', month);
+  }
+
+  receipts(): Promise<ReportReceipt[]> {
+    return this.ledger<ReportReceipt>('receipt');
+  }
+
+  async putReceipt(receipt: ReportReceipt): Promise<void> {
+    await this.#usage.items.upsert(receipt);
+  }
+
+  private async upsertAll(documents: ReadonlyArray<{ id: string }>): Promise<void> {
+    for (let i = 0; i < documents.length; i += this.concurrency) {
+      await Promise.all(
+        documents.slice(i, i + this.concurrency).map((document) => this.#usage.items.upsert(document)),
+      );
+    }
+  }
+
+  /** Usage or roll-up rows of a month (or a day), over the month's department partitions. */
+  private rows<T extends object>(
+    type: 'usage' | 'daily',
+    filter: { month: string; day?: string; department?: string },
+  ): Promise<T[]> {
+    const filters = [`c.type = "${type}"`, 'c.month = @month'];
     const parameters = [{ name: '@month', value: filter.month }];
     if (filter.day) {
       filters.push('c.day = @day');
@@ -44,23 +121,29 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
       filters.push('c.pk = @pk');
       parameters.push({ name: '@pk', value: usagePartitionKey(filter.month, filter.department) });
     }
-    const { resources } = await this.#usage.items
-      .query<UsageAggregate>({ query: `SELECT * FROM c WHERE ${filters.join(' AND ')}`, parameters })
-      .fetchAll();
-    return resources.map(withoutSystemProperties);
+    return this.query<T>(`SELECT * FROM c WHERE ${filters.join(' AND ')}`, parameters);
   }
 
-  async batches(month: string): Promise<BatchRecord[]> {
+  private ledger<T extends object>(type: 'day' | 'receipt', month?: string): Promise<T[]> {
+    const filters = ['c.type = @type', 'c.pk = @pk'];
+    const parameters = [
+      { name: '@type', value: type },
+      { name: '@pk', value: LEDGER_PARTITION_KEY },
+    ];
+    if (month) {
+      filters.push('c.month = @month');
+      parameters.push({ name: '@month', value: month });
+    }
+    return this.query<T>(`SELECT * FROM c WHERE ${filters.join(' AND ')}`, parameters, LEDGER_PARTITION_KEY);
+  }
+
+  private async query<T extends object>(
+    query: string,
+    parameters: Array<{ name: string; value: string }>,
+    partitionKey?: string,
+  ): Promise<T[]> {
     const { resources } = await this.#usage.items
-      .query<BatchRecord>(
-        // The partition is named in the query too: a partition-scoped option alone is not honoured
-        // by every endpoint (the local emulator ignores it), and the filter costs nothing.
-        {
-          query: 'SELECT * FROM c WHERE c.type = "batch" AND c.pk = @pk',
-          parameters: [{ name: '@pk', value: batchPartitionKey(month) }],
-        },
-        { partitionKey: batchPartitionKey(month) },
-      )
+      .query<T>({ query, parameters }, partitionKey === undefined ? {} : { partitionKey })
       .fetchAll();
     return resources.map(withoutSystemProperties);
   }

@@ -22,8 +22,8 @@ interface Group {
   deployment: string;
   model: string;
   api: UsageApi;
-  requests: number;
-  estimatedRequests: number;
+  /** Per meter: the requests that consumed it, and of those the estimated ones. */
+  requests: Map<Meter, { requests: number; estimated: number }>;
   /** Token and character counts are integers: plain sums stay exact far beyond any window. */
   inputTokens: number;
   cachedTokens: number;
@@ -39,8 +39,10 @@ export interface InvalidEvent {
 
 /**
  * Aggregates a window batch's raw events by department × subscription × app × deployment ×
- * model × API × meter, and prices each row with the price effective at the window's start.
- * Memory grows with the number of groups, not of events.
+ * model × API × meter, and prices each row with the price effective at the window's start. With
+ * no usable price table (an invalid override: `priceFor` null) the rows are committed unpriced
+ * (`pricePending`), to be priced before any report uses them. Memory grows with the number of
+ * groups, not of events.
  */
 export class WindowAggregator {
   readonly #groups = new Map<string, Group>();
@@ -50,7 +52,7 @@ export class WindowAggregator {
 
   constructor(
     readonly window: WindowBatch,
-    private readonly priceFor: PriceLookup,
+    private readonly priceFor: PriceLookup | null,
   ) {
     this.#start = parseWindowId(window.windowId);
   }
@@ -80,8 +82,7 @@ export class WindowAggregator {
         deployment: event.deployment,
         model: event.model,
         api: event.api,
-        requests: 0,
-        estimatedRequests: 0,
+        requests: new Map(),
         inputTokens: 0,
         cachedTokens: 0,
         outputTokens: 0,
@@ -90,17 +91,31 @@ export class WindowAggregator {
       };
       this.#groups.set(key, group);
     }
-    group.requests++;
-    if (event.estimated) group.estimatedRequests++;
     // Cached input is priced separately from the rest of the prompt; reasoning is part of output.
-    group.inputTokens += event.promptTokens - Math.min(event.cachedTokens, event.promptTokens);
-    group.cachedTokens += Math.min(event.cachedTokens, event.promptTokens);
-    group.outputTokens += event.completionTokens;
-    group.characters += event.billableCharacters;
+    const cached = Math.min(event.cachedTokens, event.promptTokens);
     // Audio is billed where it is the input (speech-to-text). Synthesis is billed by characters;
     // the length of the audio it produced stays in the event, for telemetry, not on the bill.
-    if (event.audioSeconds > 0 && event.api !== 'tts') {
-      group.audioSeconds = group.audioSeconds.plus(String(event.audioSeconds));
+    const audio = event.api !== 'tts' ? event.audioSeconds : 0;
+    const consumed: Array<[Meter, number]> = [
+      ['input-tokens', event.promptTokens - cached],
+      ['cached-input-tokens', cached],
+      ['output-tokens', event.completionTokens],
+      ['audio-seconds', audio],
+      ['tts-characters', event.billableCharacters],
+    ];
+    group.inputTokens += event.promptTokens - cached;
+    group.cachedTokens += cached;
+    group.outputTokens += event.completionTokens;
+    group.characters += event.billableCharacters;
+    if (audio > 0) group.audioSeconds = group.audioSeconds.plus(String(audio));
+    // Every meter the request consumed counts it; a request that consumed nothing counts on its
+    // API's first meter, so that every request shows somewhere.
+    const meters = consumed.filter(([, quantity]) => quantity > 0).map(([meter]) => meter);
+    for (const meter of meters.length > 0 ? meters : [meterOf(event.api)]) {
+      const count = group.requests.get(meter) ?? { requests: 0, estimated: 0 };
+      count.requests++;
+      if (event.estimated) count.estimated++;
+      group.requests.set(meter, count);
     }
   }
 
@@ -118,14 +133,13 @@ export class WindowAggregator {
         ['audio-seconds', group.audioSeconds],
         ['tts-characters', new Exact(group.characters)],
       ];
-      const metered = quantities.filter(([, quantity]) => !quantity.isZero());
-      // A request that consumed nothing billable (e.g. empty input) still shows as a request.
-      if (metered.length === 0) metered.push([meterOf(group.api), new Exact(0)]);
-      metered.forEach(([meter, quantity], index) => {
-        const price = this.priceFor(group.model, meter, this.#start);
+      // A meter with a quantity, or with requests that consumed nothing (they still show).
+      const metered = quantities.filter(
+        ([meter, quantity]) => !quantity.isZero() || group.requests.has(meter),
+      );
+      for (const [meter, quantity] of metered) {
+        const count = group.requests.get(meter) ?? { requests: 0, estimated: 0 };
         const unit = PRICING_UNITS[meter];
-        const pricingQuantity = quantity.div(unit.size);
-        const unitPrice = new Exact(price?.unitPrice ?? 0);
         const dims = [
           group.department,
           group.subscriptionId,
@@ -134,7 +148,7 @@ export class WindowAggregator {
           group.model,
           group.api,
         ];
-        rows.push({
+        const row: UsageAggregate = {
           id: aggregateId(this.window, [...dims, meter]),
           pk: usagePartitionKey(month, group.department),
           type: 'usage',
@@ -152,20 +166,36 @@ export class WindowAggregator {
           api: group.api,
           meter,
           quantity: quantity.toFixed(),
-          // Requests are counted once per group, on its first meter, so they add up across meters.
-          requests: index === 0 ? group.requests : 0,
-          estimatedRequests: index === 0 ? group.estimatedRequests : 0,
-          priceId: price?.id ?? null,
-          unitPrice: unitPrice.toFixed(),
+          requests: count.requests,
+          estimatedRequests: count.estimated,
+          priceId: null,
+          unitPrice: '0',
           pricingUnit: unit.unit,
-          pricingQuantity: pricingQuantity.toFixed(),
-          cost: quantity.times(unitPrice).div(unit.size).toFixed(),
+          pricingQuantity: quantity.div(unit.size).toFixed(),
+          cost: '0',
           currency: CURRENCY,
-        });
-      });
+        };
+        rows.push(this.priceFor ? priceRow(row, this.priceFor) : { ...row, pricePending: true });
+      }
     }
     return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
+}
+
+/**
+ * A row priced with the price in effect at its window's start: the price entry, the unit price
+ * and the exact cost. A row no price matches is priced at 0 and keeps `priceId: null` (flagged).
+ */
+export function priceRow(row: UsageAggregate, priceFor: PriceLookup): UsageAggregate {
+  const { pricePending: _pending, ...unpriced } = row;
+  const price = priceFor(row.model, row.meter, new Date(row.windowStart));
+  const unitPrice = new Exact(price?.unitPrice ?? 0);
+  return {
+    ...unpriced,
+    priceId: price?.id ?? null,
+    unitPrice: unitPrice.toFixed(),
+    cost: new Exact(row.quantity).times(unitPrice).div(PRICING_UNITS[row.meter].size).toFixed(),
+  };
 }
 
 function meterOf(api: UsageApi): Meter {

@@ -1,5 +1,5 @@
 import type { ReportFile } from '../contracts/report-paths';
-import type { UsageAggregate } from './model';
+import type { DailyUsage, UsageAggregate } from './model';
 
 /**
  * What the chargeback steps need from the outside world, as interfaces. The adapters implement
@@ -50,6 +50,34 @@ export interface BatchRecord {
   events: number;
   invalidEvents: number;
   aggregates: number;
+  /** False until the batch's day has been rolled up with it (DayRecord). */
+  rolledUp: boolean;
+}
+
+/**
+ * A day with committed usage, as of its last roll-up. Its version names the batches the roll-up
+ * was built from, so a report knows whether it is up to date.
+ */
+export interface DayRecord {
+  id: string;
+  pk: string;
+  type: 'day';
+  day: string;
+  month: string;
+  /** A digest of the ids of the day's committed batches. */
+  version: string;
+  batches: number;
+  /** End of the day's last committed window. */
+  dataThrough: string;
+}
+
+/** A period's reports were written from this version of its data. */
+export interface ReportReceipt {
+  id: string;
+  pk: string;
+  type: 'receipt';
+  period: string;
+  version: string;
 }
 
 /** Aggregated, priced usage rows and batch records (Cosmos DB). */
@@ -58,8 +86,23 @@ export interface AggregateStore {
   commit(rows: UsageAggregate[], record: BatchRecord): Promise<void>;
   /** The usage rows of a month, or of one day of it; every department unless one is named. */
   usage(filter: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]>;
-  /** The committed batches of a month. */
-  batches(month: string): Promise<BatchRecord[]>;
+  /** The committed batches of a month, or of one day of it. */
+  batches(month: string, day?: string): Promise<BatchRecord[]>;
+  /** Upserts window rows again (rows priced after their commit). */
+  updateUsage(rows: UsageAggregate[]): Promise<void>;
+  /** Days (YYYY-MM-DD) with a committed batch not yet rolled up, oldest first. */
+  daysToRollUp(): Promise<string[]>;
+  /**
+   * Writes a day's roll-up: its rows, then its record, then marks the batches it was built from
+   * as rolled up. Idempotent: ids are deterministic.
+   */
+  writeRollUp(rows: DailyUsage[], record: DayRecord, batches: readonly BatchRecord[]): Promise<void>;
+  /** The roll-up rows of a month, or of one day of it. */
+  daily(filter: { month: string; day?: string }): Promise<DailyUsage[]>;
+  /** Every day record (of a month, if named). */
+  days(month?: string): Promise<DayRecord[]>;
+  receipts(): Promise<ReportReceipt[]>;
+  putReceipt(receipt: ReportReceipt): Promise<void>;
 }
 
 /** An admin's price override as stored, with when it was written. */

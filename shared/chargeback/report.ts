@@ -2,13 +2,7 @@ import type Decimal from 'decimal.js';
 import { UNASSIGNED_DEPARTMENT } from '../contracts/department';
 import type { ReportPeriod } from '../contracts/report-period';
 import { markupLines } from './markup';
-import type {
-  ChargebackConfig,
-  ChargebackReport,
-  DepartmentTotal,
-  ReportLine,
-  UsageAggregate,
-} from './model';
+import type { ChargebackConfig, ChargebackReport, DepartmentTotal, ReportLine, UsageRow } from './model';
 import { CURRENCY } from './model';
 import { money, sum } from './money';
 import { roundLines } from './rounding';
@@ -19,11 +13,12 @@ import { usageLines } from './usage-lines';
  * A period's chargeback, from the committed usage rows and the configuration: a pure,
  * deterministic function (the same rows in any order give the same report). Usage lines
  * (usage-lines.ts), shared costs (shared-costs.ts) and markup (markup.ts) are exact; rounding
- * (rounding.ts) happens once, at the end.
+ * (rounding.ts) happens at the end, hierarchically: report total, then departments, then lines.
  */
 export function buildReport(input: {
   period: ReportPeriod;
-  aggregates: readonly UsageAggregate[];
+  /** The period's usage: day roll-ups (or window rows: the result is the same). */
+  aggregates: readonly UsageRow[];
   config: ChargebackConfig;
   dataThrough: string;
 }): ChargebackReport {
@@ -37,7 +32,7 @@ export function buildReport(input: {
   ];
   if (!departments.includes(UNASSIGNED_DEPARTMENT)) departments.push(UNASSIGNED_DEPARTMENT);
 
-  const shared = sharedCostLines({ period, dataThrough: input.dataThrough, config, departments, usage });
+  const shared = sharedCostLines({ config, departments, usage });
   const markup = markupLines({ period, config, departments, lines: [...usage, ...shared] });
   const lines = roundLines([...usage, ...shared, ...markup]);
 

@@ -1,11 +1,13 @@
-import { parsePeriod, dayOf, monthOf } from '../contracts/report-period';
+import { dayOf, monthOf, parsePeriod } from '../contracts/report-period';
 import type { ReportPeriod } from '../contracts/report-period';
+import { LEDGER_PARTITION_KEY } from '../contracts/storage';
 import { parseWindowId, windowEnd, windowIdAt } from '../contracts/window';
 
-import type { ChargebackConfig } from './model';
+import type { ChargebackConfigState } from './model';
 import type {
   AggregateStore,
   BatchRecord,
+  DayRecord,
   PriceSource,
   Quarantine,
   ReportStore,
@@ -13,14 +15,31 @@ import type {
   UsageBuffer,
   WindowBatch,
 } from './ports';
-import { batchRecordKeys, WindowAggregator } from './aggregate';
+import type { PriceLookup } from './aggregate';
+import { batchRecordKeys, priceRow, WindowAggregator } from './aggregate';
 import { priceTableWith } from './prices';
 import { buildReport } from './report';
 import { reportFiles } from './report-files';
+import { rollUpDay, versionOf } from './rollup';
 
-/** The steps of a chargeback run; the orchestration (functions/chargeback) calls each as an activity. */
+/**
+ * The steps of a chargeback run; the orchestration (functions/chargeback) calls each as an activity:
+ * 1. find the closed windows that still hold raw usage;
+ * 2. aggregate each window's frozen batch into usage rows and commit them with the batch record;
+ * 3. release the batch's raw usage: it is committed, whatever happens next;
+ * 4. roll up every day with a batch not yet rolled up (pricing rows committed unpriced);
+ * 5. write the reports of every period whose data changed since its reports were written.
+ * Steps 4 and 5 may wait for an admin (an invalid price override, an invalid CHARGEBACK_CONFIG):
+ * they throw a ConfigurationProblem, the run says why, and the next run tries again. Nothing
+ * before them depends on configuration, so no configuration can stop metering.
+ */
 
 export const CHARGEBACK_ORCHESTRATION = 'chargebackRun';
+
+/** A problem only an admin can fix: the step waits (the next run retries) rather than failing. */
+export class ConfigurationProblem extends Error {
+  override readonly name = 'ConfigurationProblem';
+}
 
 export interface WindowOutcome extends WindowBatch {
   month: string;
@@ -28,6 +47,21 @@ export interface WindowOutcome extends WindowBatch {
   events: number;
   invalidEvents: number;
   aggregates: number;
+  /** Why the rows were committed unpriced (an invalid price override), if they were. */
+  pricingProblem?: string;
+}
+
+/** A period whose reports are out of date, and the version of the data they will be written from. */
+export interface ReportDue {
+  period: string;
+  version: string;
+}
+
+/** Something that waits for an admin: which step, which day or period, and why. */
+export interface Waiting {
+  step: 'roll-up' | 'report';
+  period: string;
+  problem: string;
 }
 
 export interface ChargebackRunSummary {
@@ -37,18 +71,12 @@ export interface ChargebackRunSummary {
   invalidEvents: number;
   aggregates: number;
   reports: string[];
+  waiting: Waiting[];
 }
 
 /** The run of a quarter hour: `chargeback-<window id>` of the slot the timer fired in. */
 export function runInstanceId(at: Date): string {
   return `chargeback-${windowIdAt(at)}`;
-}
-
-/** The ids of the months and days a run's windows touch, each once, months first, in order. */
-export function periodsOf(outcomes: Array<Pick<WindowOutcome, 'month' | 'day'>>): string[] {
-  const months = [...new Set(outcomes.map((o) => o.month))].sort();
-  const days = [...new Set(outcomes.map((o) => o.day))].sort();
-  return [...months, ...days];
 }
 
 export interface ChargebackDeps {
@@ -57,7 +85,7 @@ export interface ChargebackDeps {
   prices: PriceSource;
   reports: ReportStore;
   quarantine: Quarantine;
-  config: ChargebackConfig;
+  config: ChargebackConfigState;
   /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
   graceMs: number;
 }
@@ -72,14 +100,23 @@ export class ChargebackSteps {
   /**
    * Claims a window's raw usage into its batch, aggregates and prices it, and commits the rows and
    * the batch record. Events that fail the usage schema are quarantined (by content hash,
-   * idempotent) and counted, never silently dropped.
+   * idempotent) and counted, never silently dropped. An invalid price override does not stop the
+   * commit: the rows are committed unpriced and priced when their day is rolled up.
    */
   async aggregateWindow(windowId: string, proposedBatch: string, log: StepLogger): Promise<WindowOutcome> {
     const { buffer, store } = this.deps;
     const start = parseWindowId(windowId);
     const batch = await buffer.claim(windowId, proposedBatch);
-    const table = priceTableWith(await this.deps.prices.overrides());
-    const aggregator = new WindowAggregator(batch, (model, meter, at) => table.priceFor(model, meter, at));
+    let priceFor: PriceLookup | null = null;
+    let pricingProblem: string | undefined;
+    try {
+      priceFor = await this.priceLookup();
+    } catch (error) {
+      if (!(error instanceof ConfigurationProblem)) throw error;
+      pricingProblem = error.message;
+      log.error(`CHARGEBACK_PRICES_INVALID window ${windowId} committed unpriced: ${error.message}`);
+    }
+    const aggregator = new WindowAggregator(batch, priceFor);
     for await (const page of buffer.read(batch)) for (const raw of page) aggregator.add(raw);
     if (aggregator.invalid.length > 0) {
       await this.deps.quarantine.put(batch, aggregator.invalid);
@@ -100,6 +137,7 @@ export class ChargebackSteps {
       events: aggregator.events,
       invalidEvents: aggregator.invalid.length,
       aggregates: rows.length,
+      rolledUp: false,
     };
     await store.commit(rows, record);
     return {
@@ -109,32 +147,113 @@ export class ChargebackSteps {
       events: record.events,
       invalidEvents: record.invalidEvents,
       aggregates: rows.length,
+      ...(pricingProblem !== undefined ? { pricingProblem } : {}),
     };
   }
 
-  /**
-   * Recomputes one period's report from the committed rows and writes its files. A pure function
-   * of the committed rows, the batches and the configuration: a rerun writes identical bytes.
-   */
-  async writePeriodReports(periodId: string): Promise<string[]> {
-    const period: ReportPeriod = parsePeriod(periodId);
-    const month = monthOf(period.start);
-    const [rows, batches] = await Promise.all([
-      this.deps.store.usage(period.kind === 'monthly' ? { month } : { month, day: period.id }),
-      this.deps.store.batches(month),
-    ]);
-    // How far the period's data reaches: the end of its last committed window.
-    const inPeriod = batches.filter((b) => b.windowStart >= period.start && b.windowStart < period.end);
-    const dataThrough = inPeriod.reduce(
-      (latest, b) => (b.windowEnd > latest ? b.windowEnd : latest),
-      period.start,
-    );
-    const report = buildReport({ period, aggregates: rows, config: this.deps.config, dataThrough });
-    return this.deps.reports.write(reportFiles(report));
-  }
-
-  /** Deletes a batch's raw data: only once everything computed from it is committed. */
+  /** Deletes a batch's raw data: once its rows and record are committed. */
   releaseBatch(batch: WindowBatch): Promise<void> {
     return this.deps.buffer.release(batch);
+  }
+
+  /** Days with a committed batch that their roll-up does not include yet. */
+  daysToRollUp(): Promise<string[]> {
+    return this.deps.store.daysToRollUp();
+  }
+
+  /**
+   * Rolls a day's committed window rows up into its daily rows and day record, pricing first any
+   * row committed unpriced. Throws a ConfigurationProblem while the price table is invalid.
+   */
+  async rollUpDay(day: string): Promise<DayRecord> {
+    const { store } = this.deps;
+    const month = day.slice(0, 7);
+    const [rows, batches] = await Promise.all([store.usage({ month, day }), store.batches(month, day)]);
+    const pending = rows.filter((row) => row.pricePending);
+    let priced = rows;
+    if (pending.length > 0) {
+      const priceFor = await this.priceLookup();
+      const repriced = new Map(pending.map((row) => [row.id, priceRow(row, priceFor)]));
+      await store.updateUsage([...repriced.values()]);
+      priced = rows.map((row) => repriced.get(row.id) ?? row);
+    }
+    const record: DayRecord = {
+      id: `day|${day}`,
+      pk: LEDGER_PARTITION_KEY,
+      type: 'day',
+      day,
+      month,
+      version: versionOf(batches.map((b) => b.id)),
+      batches: batches.length,
+      dataThrough: batches.reduce(
+        (latest, b) => (b.windowEnd > latest ? b.windowEnd : latest),
+        `${day}T00:00:00.000Z`,
+      ),
+    };
+    await store.writeRollUp(rollUpDay(priced), record, batches);
+    return record;
+  }
+
+  /**
+   * The periods whose reports are out of date: every day whose roll-up changed since its reports
+   * were written, and every month with such a day (a month's version is its days' versions). Months
+   * first, then days, each in order. Reports that could not be written stay due until they are.
+   */
+  async reportsDue(): Promise<ReportDue[]> {
+    const [days, receipts] = await Promise.all([this.deps.store.days(), this.deps.store.receipts()]);
+    const written = new Map(receipts.map((r) => [r.period, r.version]));
+    const months = new Map<string, string[]>();
+    for (const d of days) months.set(d.month, [...(months.get(d.month) ?? []), `${d.day}:${d.version}`]);
+    const due = (period: string, version: string): ReportDue[] =>
+      written.get(period) === version ? [] : [{ period, version }];
+    return [
+      ...[...months.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([m, v]) => due(m, versionOf(v))),
+      ...[...days].sort((a, b) => (a.day < b.day ? -1 : 1)).flatMap((d) => due(d.day, d.version)),
+    ];
+  }
+
+  /**
+   * Recomputes one period's report from its day roll-ups and writes its files, then its receipt. A
+   * pure function of the roll-ups and the configuration: a rerun writes identical bytes. Throws a
+   * ConfigurationProblem while CHARGEBACK_CONFIG is invalid.
+   */
+  async writePeriodReports(due: ReportDue): Promise<string[]> {
+    const { config, store } = this.deps;
+    if (!config.ok) {
+      throw new ConfigurationProblem(`CHARGEBACK_CONFIG is invalid: ${config.problems.join('; ')}`);
+    }
+    const period: ReportPeriod = parsePeriod(due.period);
+    const month = monthOf(period.start);
+    const [rows, days] = await Promise.all([
+      store.daily(period.kind === 'monthly' ? { month } : { month, day: period.id }),
+      store.days(month),
+    ]);
+    const [first, end] = [period.start.slice(0, 10), period.end.slice(0, 10)];
+    // How far the period's data reaches: the end of its last committed window.
+    const dataThrough = days
+      .filter((d) => d.day >= first && d.day < end)
+      .reduce((latest, d) => (d.dataThrough > latest ? d.dataThrough : latest), period.start);
+    const report = buildReport({ period, aggregates: rows, config: config.config, dataThrough });
+    const paths = await this.deps.reports.write(reportFiles(report));
+    await store.putReceipt({
+      id: `receipt|${period.id}`,
+      pk: LEDGER_PARTITION_KEY,
+      type: 'receipt',
+      period: period.id,
+      version: due.version,
+    });
+    return paths;
+  }
+
+  /** The price table: defaults and admins' overrides. An invalid override is a ConfigurationProblem. */
+  private async priceLookup(): Promise<PriceLookup> {
+    const overrides = await this.deps.prices.overrides();
+    let table: ReturnType<typeof priceTableWith>;
+    try {
+      table = priceTableWith(overrides);
+    } catch (error) {
+      throw new ConfigurationProblem((error as Error).message);
+    }
+    return (model, meter, at) => table.priceFor(model, meter, at);
   }
 }

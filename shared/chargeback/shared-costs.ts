@@ -1,4 +1,3 @@
-import type { ReportPeriod } from '../contracts/report-period';
 import type Decimal from 'decimal.js';
 import { daysInMonth } from '../contracts/report-period';
 import type { AllocationRule, ChargebackConfig, Meter } from './model';
@@ -9,67 +8,60 @@ import { compareDrafts, DAY_MS } from './draft';
 const TOKEN_METERS: ReadonlySet<Meter> = new Set(['input-tokens', 'cached-input-tokens', 'output-tokens']);
 
 /**
- * Shared lines: each fixed monthly cost accrues monthlyAmount ÷ days-in-month per day, for every
- * day of the period up to the end of the data (`dataThrough`), and is split by its rule.
- * Proportional rules use the period's usage (the `unassigned` department included, so it stays
- * visible); a zero basis falls back to an even split; even and fixed splits go to the configured
- * departments.
+ * Shared lines. Each fixed monthly cost accrues monthlyAmount ÷ days-in-month on every day that
+ * has metered usage, and each day's amount is split by the rule over that day's usage:
+ * proportional rules by the day's usage cost or tokens (the `unassigned` department included, so
+ * it stays visible); a day whose basis is zero falls back to an even split; even and fixed splits
+ * go to the configured departments. A period's shared line per cost and department is the sum of
+ * its days' shares, so a month is exactly the sum of its days.
  */
 export function sharedCostLines(input: {
-  period: ReportPeriod;
-  dataThrough: string;
   config: ChargebackConfig;
   departments: readonly string[];
   usage: readonly Draft[];
 }): Draft[] {
-  const { period, config, departments } = input;
-  const usageLines = input.usage;
-  const usageBy = (department: string): Decimal[] =>
-    usageLines.filter((l) => l.department === department).map((l) => l.exact);
-  const accrued = accruedDays(period, input.dataThrough);
+  const { config, departments, usage } = input;
+  const days = [...new Set(usage.map((l) => l.chargePeriodStart.slice(0, 10)))].sort();
+  if (days.length === 0) return [];
+  const onDay = new Map(days.map((day) => [day, usage.filter((l) => l.chargePeriodStart.startsWith(day))]));
   const sharedLines: Draft[] = [];
   for (const shared of config.sharedCosts) {
-    const amount = sum(accrued.map((day) => money(shared.monthlyAmount).div(daysInMonth(day))));
-    if (amount.isZero()) continue;
-    const weights = splitWeights(shared.rule, departments, config, (department, basis) =>
-      basis === 'cost'
-        ? sum(usageBy(department))
-        : sum(
-            usageLines
-              .filter(
-                (l) => l.department === department && l.meter !== undefined && TOKEN_METERS.has(l.meter),
-              )
-              .map((l) => money(l.quantity ?? 0)),
-          ),
-    );
-    const totalWeight = sum(weights.values());
-    const lastDay = accrued[accrued.length - 1] as string;
-    for (const [department, weight] of weights) {
-      if (weight.isZero()) continue;
+    const byDepartment = new Map<string, Decimal>();
+    for (const day of days) {
+      const lines = onDay.get(day) ?? [];
+      const amount = money(shared.monthlyAmount).div(daysInMonth(day));
+      const weights = splitWeights(shared.rule, departments, config, (department, basis) => {
+        const own = lines.filter((l) => l.department === department);
+        return basis === 'cost'
+          ? sum(own.map((l) => l.exact))
+          : sum(
+              own
+                .filter((l) => l.meter !== undefined && TOKEN_METERS.has(l.meter))
+                .map((l) => money(l.quantity ?? 0)),
+            );
+      });
+      const totalWeight = sum(weights.values());
+      for (const [department, weight] of weights) {
+        const share = amount.times(weight).div(totalWeight);
+        byDepartment.set(department, (byDepartment.get(department) ?? money(0)).plus(share));
+      }
+    }
+    const lastDay = days[days.length - 1] as string;
+    for (const [department, exact] of [...byDepartment].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      if (exact.isZero()) continue;
       sharedLines.push({
         category: 'shared',
         department,
         sharedCostId: shared.id,
         sharedCostName: shared.name,
         description: `${shared.name} (${describeRule(shared.rule)})`,
-        exact: amount.times(weight).div(totalWeight),
-        chargePeriodStart: `${accrued[0]}T00:00:00.000Z`,
+        exact,
+        chargePeriodStart: `${days[0]}T00:00:00.000Z`,
         chargePeriodEnd: new Date(Date.parse(`${lastDay}T00:00:00.000Z`) + DAY_MS).toISOString(),
       });
     }
   }
-
   return sharedLines.sort(compareDrafts);
-}
-
-/** Days of the period (YYYY-MM-DD) that have started before the end of the data. */
-export function accruedDays(period: ReportPeriod, dataThrough: string): string[] {
-  const days: string[] = [];
-  const through = Date.parse(dataThrough);
-  for (let t = Date.parse(period.start); t < Date.parse(period.end) && t < through; t += DAY_MS) {
-    days.push(new Date(t).toISOString().slice(0, 10));
-  }
-  return days;
 }
 
 function splitWeights(
@@ -82,10 +74,7 @@ function splitWeights(
   const even = new Map(configured.map((d) => [d, money(1)]));
   if (rule.kind === 'even') return even;
   if (rule.kind === 'fixed') {
-    const total = sum(Object.values(rule.percentages).map((p) => money(p)));
-    if (!total.equals(100)) {
-      throw new Error(`Fixed allocation percentages add up to ${total.toFixed()}, not 100.`);
-    }
+    // The configuration check (model.ts) guarantees known departments adding up to 100.
     return new Map(
       Object.entries(rule.percentages)
         .sort(([a], [b]) => (a < b ? -1 : 1))
@@ -98,7 +87,8 @@ function splitWeights(
   return sum(weights.values()).isZero() ? even : weights;
 }
 
-function describeRule(rule: AllocationRule): string {
+/** How a rule reads in a line's description and in the HTML report. */
+export function describeRule(rule: AllocationRule): string {
   switch (rule.kind) {
     case 'proportional-cost':
       return 'allocated by usage cost';

@@ -1,5 +1,5 @@
 import type { ReportPeriod } from '../contracts/report-period';
-import type { ChargebackConfig, UsageAggregate } from './model';
+import type { ChargebackConfig, UsageRow } from './model';
 import { PRICING_UNITS } from './model';
 import { money } from './money';
 import type { Draft } from './draft';
@@ -11,14 +11,15 @@ import { compareDrafts, DAY_MS } from './draft';
  * department is charged to that department, whatever APIM named.
  */
 export function usageLines(
-  aggregates: readonly UsageAggregate[],
+  rows: readonly UsageRow[],
   period: ReportPeriod,
   config: ChargebackConfig,
 ): Draft[] {
   const departmentOf = new Map(config.apps.map((a) => [a.appId, a.department]));
   const usage = new Map<string, Draft>();
-  for (const row of aggregates) {
-    if (row.windowStart < period.start || row.windowStart >= period.end) continue;
+  const [first, end] = [period.start.slice(0, 10), period.end.slice(0, 10)];
+  for (const row of rows) {
+    if (row.day < first || row.day >= end) continue;
     const department = departmentOf.get(row.appId) ?? row.department;
     const key = [
       row.day,

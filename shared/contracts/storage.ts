@@ -21,8 +21,12 @@ export const COSMOS_DATABASE = 'chargeback';
  * day of it), either for one department (one logical partition) or for all of them (one query
  * fanning out over the departments, a handful of partitions). A logical partition holds one
  * department's month, far below the 20 GB limit (its size grows with windows × apps × models ×
- * meters, never with requests), and a run's writes spread over its departments. A committed batch
- * is recorded as a `batch` document in partition `<YYYY-MM>|~batches`.
+ * meters, never with requests), and a run's writes spread over its departments. Documents, by `type`:
+ * - `usage`: a window batch's aggregated rows, in the department's partition;
+ * - `daily`: a day's roll-up of those rows (what reports read), in the same partition;
+ * - `batch`: a committed batch's record, in partition `<YYYY-MM>|~batches`;
+ * - `day` and `receipt`: which days have usage and which reports are up to date, in partition
+ *   `~ledger` (two small documents per day: a few hundred a year).
  *
  * Container `prices`, partition key `/model`: the admins' price overrides.
  */
@@ -37,6 +41,9 @@ export type CosmosContainerName = keyof typeof COSMOS_CONTAINERS;
 export function usagePartitionKey(month: string, department: string): string {
   return `${month}|${department}`;
 }
+
+/** The partition of the day records and report receipts. */
+export const LEDGER_PARTITION_KEY = '~ledger';
 
 /** The partition of a month's batch records (`~` sorts after every department id). */
 export function batchPartitionKey(month: string): string {

@@ -1,5 +1,5 @@
 import * as df from 'durable-functions';
-import type { ReleaseInput } from '../../../functions/chargeback/chargeback-run';
+import type { ReleaseInput, ReportInput, ReportOutput } from '../../../functions/chargeback/chargeback-run';
 import { CHARGEBACK_ACTIVITIES } from '../../../functions/chargeback/chargeback-run';
 import type { InstanceStatus } from '../../../local/host/durable/engine';
 import { DurableEngine } from '../../../local/host/durable/engine';
@@ -18,7 +18,7 @@ import { CHARGEBACK_ORCHESTRATION } from '../../../shared/chargeback/run';
  * The chargeback orchestration's sequencing, with no Redis, Azurite or Cosmos DB: the real
  * orchestrator, as `df.app.orchestration` registered it (jest maps `@azure/functions-core` to the
  * local host's registry), is driven through the durable-functions library's own replay engine by
- * the local durable engine (local/host/durable), and the four activities are stubs that record
+ * the local durable engine (local/host/durable), and the activities are stubs that record
  * every attempt. Timers are faked, so the retry back-off (2 s, doubling) costs no wall time; the
  * engine's setImmediate scheduling stays real.
  */
@@ -29,7 +29,15 @@ jest.mock('../../../shared/config/composition', () => ({
 }));
 
 type ActivityName = (typeof CHARGEBACK_ACTIVITIES)[keyof typeof CHARGEBACK_ACTIVITIES];
-const { find: FIND, aggregate: AGGREGATE, report: REPORT, release: RELEASE } = CHARGEBACK_ACTIVITIES;
+const {
+  find: FIND,
+  aggregate: AGGREGATE,
+  release: RELEASE,
+  daysToRollUp: DAYS,
+  rollUp: ROLL_UP,
+  reportsDue: DUE,
+  report: REPORT,
+} = CHARGEBACK_ACTIVITIES;
 const ACTIVITY_NAMES: readonly string[] = Object.values(CHARGEBACK_ACTIVITIES);
 
 const START = new Date('2026-03-16T09:17:03.000Z');
@@ -69,6 +77,8 @@ interface Scenario {
   windows: string[];
   /** Aggregate's answer per window; batch defaults to the proposed one. */
   outcomes: OutcomeFixture[];
+  /** Periods whose report activity answers that it waits for an admin. */
+  waiting?: string[];
   /** Fails the first `times` attempts of the matching activity call (every input unless given). */
   fail?: { activity: ActivityName; input?: unknown; times: number };
 }
@@ -212,10 +222,22 @@ class Harness {
         if (!fixture) throw new Error(`no fixture for window ${windowId}`);
         return { ...fixture, batch: fixture.batch ?? proposedBatch } satisfies WindowOutcome;
       }
-      case REPORT:
-        return filesOf(input as string);
       case RELEASE:
         return undefined;
+      case DAYS:
+        return [...new Set(this.scenario.outcomes.map((o) => o.day))].sort();
+      case ROLL_UP:
+        return { day: input as string };
+      case DUE:
+        return dueOf(this.scenario);
+      case REPORT: {
+        const { period } = input as ReportInput;
+        return (
+          this.scenario.waiting?.includes(period)
+            ? { period, paths: [], waiting: 'CHARGEBACK_CONFIG is invalid: (root): bad' }
+            : { period, paths: filesOf(period) }
+        ) satisfies ReportOutput;
+      }
     }
   }
 
@@ -233,6 +255,15 @@ class Harness {
     }
   }
 }
+
+/** The ledger's answer: the months, then the days, of the scenario's windows. */
+function dueOf(scenario: Scenario): ReportInput[] {
+  const months = [...new Set(scenario.outcomes.map((o) => o.month))].sort();
+  const days = [...new Set(scenario.outcomes.map((o) => o.day))].sort();
+  return [...months, ...days].map((period) => ({ period, version: `v-${period}` }));
+}
+
+const due = (period: string): ReportInput => ({ period, version: `v-${period}` });
 
 /** Two windows on two days of March, listed by find latest first; the earlier one keeps an older batch. */
 const TWO_DAYS: Scenario = {
@@ -268,6 +299,7 @@ const TWO_DAYS_SUMMARY: ChargebackRunSummary = {
   invalidEvents: 3,
   aggregates: 11,
   reports: [...filesOf('2026-03'), ...filesOf('2026-03-14'), ...filesOf('2026-03-15')].sort(),
+  waiting: [],
 };
 
 let harnesses: Harness[] = [];
@@ -298,7 +330,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
     }
   });
 
-  it('with no pending windows calls only find and reports nothing', async () => {
+  it('with no pending windows finds nothing to aggregate, roll up or report', async () => {
     const h = harness({ windows: [], outcomes: [] });
     const final = await h.run();
 
@@ -310,19 +342,27 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       invalidEvents: 0,
       aggregates: 0,
       reports: [],
+      waiting: [],
     } satisfies ChargebackRunSummary);
     expect(final.customStatus).toEqual({ phase: 'done' });
-    expect(h.events.map((e) => `${e.step} ${e.activity}`)).toEqual([`start ${FIND}`, `end ${FIND}`]);
+    // Find, then the ledger's two questions (a report left waiting by an earlier run is retried).
+    expect(h.events.map((e) => `${e.step} ${e.activity}`)).toEqual([
+      `start ${FIND}`,
+      `end ${FIND}`,
+      `start ${DAYS}`,
+      `end ${DAYS}`,
+      `start ${DUE}`,
+      `end ${DUE}`,
+    ]);
     expect(h.calls(FIND)).toEqual([{ asOf: START.toISOString() }]);
-    // Nothing else was even scheduled: one task in the history, one action ever asked for.
     const scheduled = h.history().filter((e) => e.EventType === 'TaskScheduled');
-    expect(scheduled.map((e) => e.Name)).toEqual([FIND]);
-    expect(h.lastActions().map((a) => a.functionName)).toEqual([FIND]);
-    // The start, then find's completion; the empty lists did not cost an episode each.
-    expect(h.episodes).toHaveLength(2);
+    expect(scheduled.map((e) => e.Name)).toEqual([FIND, DAYS, DUE]);
+    expect(h.lastActions().map((a) => a.functionName)).toEqual([FIND, DAYS, DUE]);
+    // The start, then one per completed task; the empty lists did not cost an episode each.
+    expect(h.episodes).toHaveLength(4);
   });
 
-  it('aggregates every window, reports month then days, and releases only after every report is written', async () => {
+  it('aggregates every window, releases each once committed, then rolls up days and reports month then days', async () => {
     const h = harness(TWO_DAYS);
     const final = await h.run();
 
@@ -337,26 +377,38 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       { windowId: '20260315T2345Z', proposedBatch: INSTANCE },
       { windowId: '20260314T1000Z', proposedBatch: INSTANCE },
     ]);
-    expect(h.calls(REPORT)).toEqual(['2026-03', '2026-03-14', '2026-03-15']);
+    expect(h.calls(ROLL_UP)).toEqual(['2026-03-14', '2026-03-15']);
+    expect(h.calls(REPORT)).toEqual([due('2026-03'), due('2026-03-14'), due('2026-03-15')]);
     // The batch the aggregate step actually claimed, not the proposed one.
     expect(h.calls(RELEASE)).toEqual([
       { windowId: '20260315T2345Z', batch: INSTANCE },
       { windowId: '20260314T1000Z', batch: EARLIER_BATCH },
     ] satisfies ReleaseInput[]);
 
-    // Global order: find < aggregates < reports < releases, and the fan-outs really run side by side.
+    // Global order: find < aggregates < releases < days < roll-ups < due < reports, and the
+    // fan-outs really run side by side.
     const [findEnd] = h.indexes(FIND, 'end');
     const aggregateStarts = h.indexes(AGGREGATE, 'start');
     const aggregateEnds = h.indexes(AGGREGATE, 'end');
+    const releaseStarts = h.indexes(RELEASE, 'start');
+    const releaseEnds = h.indexes(RELEASE, 'end');
+    const [daysStart] = h.indexes(DAYS, 'start');
+    const rollUpStarts = h.indexes(ROLL_UP, 'start');
+    const rollUpEnds = h.indexes(ROLL_UP, 'end');
+    const [dueStart] = h.indexes(DUE, 'start');
+    const [dueEnd] = h.indexes(DUE, 'end');
     const reportStarts = h.indexes(REPORT, 'start');
     const reportEnds = h.indexes(REPORT, 'end');
-    const releaseStarts = h.indexes(RELEASE, 'start');
     expect(Math.min(...aggregateStarts)).toBeGreaterThan(findEnd as number);
-    expect(Math.min(...reportStarts)).toBeGreaterThan(Math.max(...aggregateEnds));
-    expect(Math.min(...releaseStarts)).toBeGreaterThan(Math.max(...reportEnds));
+    expect(Math.min(...releaseStarts)).toBeGreaterThan(Math.max(...aggregateEnds));
+    expect(daysStart).toBeGreaterThan(Math.max(...releaseEnds));
+    expect(Math.min(...rollUpStarts)).toBeGreaterThan(daysStart as number);
+    expect(dueStart).toBeGreaterThan(Math.max(...rollUpEnds));
+    expect(Math.min(...reportStarts)).toBeGreaterThan(dueEnd as number);
     expect(Math.max(...aggregateStarts)).toBeLessThan(Math.min(...aggregateEnds));
+    expect(Math.max(...rollUpStarts)).toBeLessThan(Math.min(...rollUpEnds));
     expect(Math.max(...reportStarts)).toBeLessThan(Math.min(...reportEnds));
-    expect(h.events.filter((e) => e.step === 'end')).toHaveLength(1 + 2 + 3 + 2);
+    expect(h.events.filter((e) => e.step === 'end')).toHaveLength(1 + 2 + 2 + 1 + 2 + 1 + 3);
 
     // Every activity goes through callActivityWithRetry with the run's RetryOptions.
     const actions = h.lastActions();
@@ -364,11 +416,15 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       FIND,
       AGGREGATE,
       AGGREGATE,
-      REPORT,
-      REPORT,
-      REPORT,
       RELEASE,
       RELEASE,
+      DAYS,
+      ROLL_UP,
+      ROLL_UP,
+      DUE,
+      REPORT,
+      REPORT,
+      REPORT,
     ]);
     for (const action of actions) {
       expect(action.actionType).toBe(ActionType.CallActivityWithRetry);
@@ -410,7 +466,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
     const final = await h.run();
 
     expect(final.runtimeStatus).toBe('Completed');
-    expect(h.calls(REPORT)).toEqual(['2026-02', '2026-03', '2026-02-28', '2026-03-01']);
+    expect(h.calls(REPORT)).toEqual([due('2026-02'), due('2026-03'), due('2026-02-28'), due('2026-03-01')]);
     expect(h.calls(RELEASE)).toHaveLength(3);
     expect(final.output).toMatchObject({ events: 6, invalidEvents: 0, aggregates: 4 });
   });
@@ -459,8 +515,10 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
         'one aggregate',
         { activity: AGGREGATE, input: { windowId: '20260314T1000Z', proposedBatch: INSTANCE }, times: 1 },
       ],
-      ['one day report', { activity: REPORT, input: '2026-03-15', times: 1 }],
-      ['the month report, twice', { activity: REPORT, input: '2026-03', times: 2 }],
+      ['one day report', { activity: REPORT, input: due('2026-03-15'), times: 1 }],
+      ['the month report, twice', { activity: REPORT, input: due('2026-03'), times: 2 }],
+      ['one roll-up', { activity: ROLL_UP, input: '2026-03-14', times: 1 }],
+      ['the ledger', { activity: DUE, times: 1 }],
       [
         'one release',
         { activity: RELEASE, input: { windowId: '20260315T2345Z', batch: INSTANCE }, times: 1 },
@@ -485,31 +543,37 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
         // Back-off: 2 s, then 4 s, after each failed attempt.
         const gaps = attempts.slice(1).map((e, i) => e.at - (attempts[i] as ActivityEvent).at);
         expect(gaps).toEqual([2_000, 4_000].slice(0, fail.times));
-        // Still: the same distinct calls, and no release before the last report is written.
-        expect(new Set(h.calls(REPORT))).toEqual(new Set(['2026-03', '2026-03-14', '2026-03-15']));
+        // Still: the same distinct calls, and every release before the first roll-up.
+        expect(
+          h
+            .calls(REPORT, 'end')
+            .map((d) => (d as ReportInput).period)
+            .sort(),
+        ).toEqual(['2026-03', '2026-03-14', '2026-03-15']);
         expect(h.calls(RELEASE, 'end')).toHaveLength(2);
-        expect(Math.min(...h.indexes(RELEASE, 'start'))).toBeGreaterThan(
-          Math.max(...h.indexes(REPORT, 'end')),
-        );
+        expect(Math.max(...h.indexes(RELEASE, 'end'))).toBeLessThan(Math.min(...h.indexes(ROLL_UP, 'start')));
       },
     );
 
-    it('fails the run after 5 attempts of a report and never releases the raw data', async () => {
-      const h = harness({ ...TWO_DAYS, fail: { activity: REPORT, input: '2026-03-14', times: Infinity } });
+    it('fails the run after 5 attempts of a report, with the raw data already released', async () => {
+      const h = harness({
+        ...TWO_DAYS,
+        fail: { activity: REPORT, input: due('2026-03-14'), times: Infinity },
+      });
       const final = await h.run();
 
       expect(final.runtimeStatus).toBe('Failed');
       expect(String(final.output)).toContain(`${REPORT} unavailable (attempt 5)`);
       const attempts = h.events.filter(
-        (e) => e.activity === REPORT && e.input === '2026-03-14' && e.step === 'start',
+        (e) =>
+          e.activity === REPORT && (e.input as ReportInput).period === '2026-03-14' && e.step === 'start',
       );
       expect(attempts.map((e) => e.attempt)).toEqual([1, 2, 3, 4, 5]);
       expect(attempts.slice(1).map((e, i) => e.at - (attempts[i] as ActivityEvent).at)).toEqual([
         2_000, 4_000, 8_000, 16_000,
       ]);
-      expect(h.calls(RELEASE)).toEqual([]);
-      expect(h.history().filter((e) => e.EventType === 'TaskScheduled' && e.Name === RELEASE)).toEqual([]);
-      expect(h.lastActions().map((a) => a.functionName)).not.toContain(RELEASE);
+      // Committed usage does not wait for reports: both batches were released.
+      expect(h.calls(RELEASE, 'end')).toHaveLength(2);
       expect(final.customStatus).toEqual({ phase: 'reporting', periods: 3 });
       expect(h.engineLog.join('\n')).toContain('failed');
     });
@@ -532,6 +596,28 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       ).toHaveLength(5);
       expect(h.calls(REPORT)).toEqual([]);
       expect(h.calls(RELEASE)).toEqual([]);
+    });
+  });
+
+  describe('waiting for an admin', () => {
+    it('completes, says which reports wait and why, and still released every batch', async () => {
+      const h = harness({ ...TWO_DAYS, waiting: ['2026-03', '2026-03-15'] });
+      const final = await h.run();
+
+      expect(final.runtimeStatus).toBe('Completed');
+      const summary = final.output as ChargebackRunSummary;
+      expect(summary.waiting).toEqual([
+        { step: 'report', period: '2026-03', problem: 'CHARGEBACK_CONFIG is invalid: (root): bad' },
+        { step: 'report', period: '2026-03-15', problem: 'CHARGEBACK_CONFIG is invalid: (root): bad' },
+      ]);
+      expect(summary.reports).toEqual(filesOf('2026-03-14').sort());
+      expect(final.customStatus).toEqual({
+        phase: 'done, reports waiting',
+        waiting: ['CHARGEBACK_CONFIG is invalid: (root): bad'],
+      });
+      expect(h.calls(RELEASE, 'end')).toHaveLength(2);
+      // A waiting step is an answer, not a failure: it is not retried within the run.
+      expect(h.calls(REPORT)).toHaveLength(3);
     });
   });
 
@@ -561,7 +647,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
     });
 
     it('asks, episode after episode, for the actions it asked for before plus the new ones', async () => {
-      const h = harness({ ...TWO_DAYS, fail: { activity: REPORT, input: '2026-03-15', times: 1 } });
+      const h = harness({ ...TWO_DAYS, fail: { activity: REPORT, input: due('2026-03-15'), times: 1 } });
       await h.run();
 
       const lists = h.episodes.map((e) => JSON.stringify(uniqueLeafActions((e.state?.actions ?? []).flat())));

@@ -55,8 +55,11 @@ const FAULT_POINTS = {
   aggregate: [CHARGEBACK_ACTIVITIES.aggregate, 'before'],
   /** After the activity committed to Cosmos DB, before the orchestration learns of it. */
   'aggregate:committed': [CHARGEBACK_ACTIVITIES.aggregate, 'after'],
-  report: [CHARGEBACK_ACTIVITIES.report, 'before'],
   release: [CHARGEBACK_ACTIVITIES.release, 'before'],
+  days: [CHARGEBACK_ACTIVITIES.daysToRollUp, 'before'],
+  rollUp: [CHARGEBACK_ACTIVITIES.rollUp, 'before'],
+  due: [CHARGEBACK_ACTIVITIES.reportsDue, 'before'],
+  report: [CHARGEBACK_ACTIVITIES.report, 'before'],
 } as const;
 type FaultPoint = keyof typeof FAULT_POINTS;
 function armFault(point: FaultPoint, times = 1): void {
@@ -226,9 +229,10 @@ describe('chargeback run', () => {
       money(13).div('19.905').times(10).toFixed(6),
     );
 
-    // Month to date: 10 days of shared cost (June 1–10) = 100.00; usage the same.
+    // Month to date: June 10 is the only day with usage, so it is the only day that accrues
+    // shared cost, and the month is exactly that day.
     const month = await jsonReport('monthly/2026-06/chargeback-2026-06.json');
-    expect(month.total).toBe('119.90'); // 119.905 → 119.90
+    expect(month.total).toBe('29.90');
     expect(cents(month.rows.map((r) => r.BilledCost as string))).toBe(month.total);
     expect(month.departments.find((d) => d.department === 'unassigned')?.usage).toBe('1.43');
 
@@ -237,7 +241,7 @@ describe('chargeback run', () => {
     expect(html).toContain('Cost per department');
     const props = await reports.getBlobClient('monthly/2026-06/chargeback-2026-06.csv').getProperties();
     expect(props.contentType).toBe('text/csv; charset=utf-8');
-    expect(props.metadata).toMatchObject({ period: '2026-06', total: '119.90', kind: 'monthly' });
+    expect(props.metadata).toMatchObject({ period: '2026-06', total: '29.90', kind: 'monthly' });
 
     expect(await rawUsageKeys()).toEqual([]);
     expect(await spooled()).toEqual([]);
@@ -249,14 +253,11 @@ describe('chargeback run', () => {
       event(at, { promptTokens: 1_000_000 }), // 2.50
       event(at, { department: 'marketing', promptTokens: 2_000_000 }), // 5.00
     );
-    for (const point of ['find', 'aggregate', 'aggregate:committed', 'report', 'release'] as const) {
-      armFault(point);
-    }
+    const points = Object.keys(FAULT_POINTS) as FaultPoint[];
+    for (const point of points) armFault(point);
     const result = await run();
     expect(result.error).toBeUndefined();
-    for (const point of ['find', 'aggregate', 'aggregate:committed', 'report', 'release'] as const) {
-      expect(faultPasses(point)).toBeGreaterThanOrEqual(2);
-    }
+    for (const point of points) expect(faultPasses(point)).toBeGreaterThanOrEqual(2);
     const day = await jsonReport('daily/2026-07-03/chargeback-2026-07-03.json');
     expect(exactUsage(day)).toEqual({ research: '2.5', marketing: '5' });
     expect(await rawUsageKeys()).toEqual([]);
@@ -276,8 +277,6 @@ describe('chargeback run', () => {
     stack.host.durable.terminate(crashedId, 'crash');
     const docsAfterCrash = comparable(await store.usage({ month: '2026-08' }));
     expect(docsAfterCrash.length).toBeGreaterThan(0);
-    const files = ['csv', 'json', 'html'].map((f) => `daily/2026-08-14/chargeback-2026-08-14.${f}`);
-    const bytesAfterCrash = await Promise.all(files.map(download));
     expect(await rawUsageKeys()).not.toEqual([]); // the raw data is still there
 
     faults.reset();
@@ -285,16 +284,41 @@ describe('chargeback run', () => {
     expect(rerun.error).toBeUndefined();
     expect(rerun.output?.events).toBe(2); // the same batch, adopted: not a second one
     expect(comparable(await store.usage({ month: '2026-08' }))).toEqual(docsAfterCrash);
-    expect(await Promise.all(files.map(download))).toEqual(bytesAfterCrash);
+    const files = ['csv', 'json', 'html'].map((f) => `daily/2026-08-14/chargeback-2026-08-14.${f}`);
+    const bytes = await Promise.all(files.map(download));
     expect(exactUsage(await jsonReport(files[1] as string))).toEqual({ research: '10.1', marketing: '1' });
     expect(await rawUsageKeys()).toEqual([]);
     expect(await spooled()).toEqual([]);
 
-    // Processed again with nothing new: no window, same documents, same bytes.
+    // Processed again with nothing new: no window, nothing due, same documents, same bytes.
     const again = await run();
     expect(again.output?.windows).toEqual([]);
+    expect(again.output?.reports).toEqual([]);
     expect(comparable(await store.usage({ month: '2026-08' }))).toEqual(docsAfterCrash);
-    expect(await Promise.all(files.map(download))).toEqual(bytesAfterCrash);
+    expect(await Promise.all(files.map(download))).toEqual(bytes);
+  });
+
+  it('a crash after the release, before the reports: the next run writes them from the ledger', async () => {
+    const at = '2026-08-20T10:05:00Z';
+    await toRedis(event(at, { promptTokens: 2_000_000 })); // 5.00
+    armFault('report', 100);
+    const crashedId = `test-${randomUUID()}`;
+    stack.host.durable.startNew(CHARGEBACK_ORCHESTRATION, { instanceId: crashedId });
+    for (let i = 0; i < 200 && faultPasses('report') === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    stack.host.durable.terminate(crashedId, 'crash');
+    // Committed and released: nothing raw is left to find.
+    expect(await rawUsageKeys()).toEqual([]);
+    const path = 'daily/2026-08-20/chargeback-2026-08-20.json';
+    expect(await reports.getBlobClient(path).exists()).toBe(false);
+
+    faults.reset();
+    const next = await run();
+    expect(next.error).toBeUndefined();
+    expect(next.output?.windows).toEqual([]);
+    expect(next.output?.reports).toEqual(
+      expect.arrayContaining([path, 'monthly/2026-08/chargeback-2026-08.json']),
+    );
+    expect(exactUsage(await jsonReport(path))).toEqual({ research: '5' });
   });
 
   it('after an outage of several windows, one run catches up on all of them', async () => {

@@ -96,6 +96,7 @@ function batchOf(
     events: aggregator.events,
     invalidEvents: aggregator.invalid.length,
     aggregates: rows.length,
+    rolledUp: false,
   };
   return { rows, record, windowBatch };
 }

@@ -95,14 +95,14 @@ describe('WindowAggregator', () => {
       unitPrice: '1.25',
       pricingQuantity: '0.000234',
       cost: '0.0002925', // 234 × 1.25 / 1 000 000
-      requests: 0,
+      requests: 1,
     });
     expect(rowOf(rows, 'output-tokens')).toMatchObject({
       quantity: '567',
       unitPrice: '10',
       pricingQuantity: '0.000567',
       cost: '0.00567', // 567 × 10 / 1 000 000
-      requests: 0,
+      requests: 1,
     });
   });
 
@@ -115,7 +115,14 @@ describe('WindowAggregator', () => {
     expect(rowOf(rows, 'input-tokens').quantity).toBe('300'); // 100 + 200 + 0
     expect(rowOf(rows, 'cached-input-tokens').quantity).toBe('1050'); // 50 + 1 000
     expect(rowOf(rows, 'output-tokens').quantity).toBe('35');
-    expect(totalRequests(rows)).toBe(3);
+    // The third request's prompt was all cached: it has no input-token line's request.
+    expect(rows.map((r) => [r.meter, r.requests])).toEqual(
+      expect.arrayContaining([
+        ['input-tokens', 2],
+        ['cached-input-tokens', 2],
+        ['output-tokens', 3],
+      ]),
+    );
   });
 
   it.each([

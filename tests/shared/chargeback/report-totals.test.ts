@@ -105,4 +105,41 @@ describe('report totals, recomputed from the report’s own lines', () => {
     expect(report.departments.length).toBeGreaterThanOrEqual(36);
     expectTotalsHold(report);
   });
+
+  it('reconciles days and the month: per department, the month is the sum of its days’ exact amounts', () => {
+    const rows = usageRows(5, 11);
+    const report = (period: string) =>
+      buildReport({
+        period: parsePeriod(period),
+        aggregates: rows,
+        config: manyDepartments,
+        dataThrough: '2026-12-05T17:30:00.000Z',
+      });
+    const month = report('2026-12');
+    const days = ['2026-12-01', '2026-12-02', '2026-12-03', '2026-12-04', '2026-12-05'].map(report);
+    for (const r of [month, ...days]) expectTotalsHold(r);
+
+    const monthExact = exactByDepartment(month);
+    const daysExact = new Map<string, Decimal>();
+    for (const day of days) {
+      for (const [department, exact] of exactByDepartment(day)) {
+        daysExact.set(department, (daysExact.get(department) ?? money(0)).plus(exact));
+      }
+    }
+    expect([...daysExact.keys()].sort()).toEqual([...monthExact.keys()].sort());
+    // Exact amounts carry 40 significant digits (a day's share of a monthly cost is a repeating
+    // decimal): the month and the sum of its days agree far below a millionth of a cent.
+    for (const [department, exact] of monthExact) {
+      const gap = (daysExact.get(department) ?? money(0)).minus(exact).abs();
+      expect(`${department} ${gap.lessThan('1e-30')}`).toBe(`${department} true`);
+    }
+    // Each rounds once: the month's total is within half a cent of the days' exact sum.
+    const exactSum = sum([...daysExact.values()]);
+    expect(money(month.total).minus(exactSum).abs().lessThanOrEqualTo('0.005')).toBe(true);
+    // Every day that accrues shared cost is a day with usage (so it has its own report).
+    const usageDays = new Set(rows.map((r) => r.day));
+    for (const line of month.lines.filter((l) => l.category === 'shared')) {
+      expect(usageDays.has(line.chargePeriodStart.slice(0, 10))).toBe(true);
+    }
+  });
 });
