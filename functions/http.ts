@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { ApiError, ensureError, internalError } from '../shared/contracts/api-errors';
+import type { z } from 'zod';
+import { ApiError, badRequest, ensureError, internalError } from '../shared/contracts/api-errors';
 import { correlationIdOf } from '../shared/metering/attribution';
 
 /** Maps any error to the Azure OpenAI error shape, once; unexpected errors are logged, not leaked. */
@@ -59,4 +60,26 @@ export async function readBodyWithin(request: HttpRequest, limit: number): Promi
 /** The id that makes a retried request count once: APIM's request id, else a new one. */
 export function correlationIdFor(request: HttpRequest): string {
   return correlationIdOf(request.headers, randomUUID);
+}
+
+/** Validates an external input: a 400 naming the first problem's parameter, never a stack. */
+export function validated<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const param = issue?.path.join('.') || null;
+    throw badRequest(`${param ? `'${param}' ` : ''}${issue?.message ?? 'is invalid'}`, param);
+  }
+  return parsed.data;
+}
+
+/** A JSON request body of at most `limit` bytes; an empty body is `{}`. */
+export async function readJsonWithin(request: HttpRequest, limit: number): Promise<unknown> {
+  const body = await readBodyWithin(request, limit);
+  if (body.byteLength === 0) return {};
+  try {
+    return JSON.parse(new TextDecoder().decode(body)) as unknown;
+  } catch {
+    throw badRequest('The request body is not valid JSON.', null);
+  }
 }

@@ -193,8 +193,35 @@ export const writeReports: ActivityHandler = async (
     : { period: due.period, paths: [], waiting: result.waiting };
 };
 
+/** A chargeback run that is still going, if any (a long catch-up, or one an admin started). */
+async function runInProgress(client: df.DurableClient): Promise<string | undefined> {
+  const running = await client.getStatusBy({
+    runtimeStatus: [
+      df.OrchestrationRuntimeStatus.Running,
+      df.OrchestrationRuntimeStatus.Pending,
+      df.OrchestrationRuntimeStatus.ContinuedAsNew,
+    ],
+  });
+  return running.find((status) => status.name === CHARGEBACK_ORCHESTRATION)?.instanceId;
+}
+
+/**
+ * Starts a chargeback run under `instanceId`, unless one is in progress: runs never overlap (the
+ * next one picks up whatever is left). Returns the run in progress instead, if there is one.
+ */
+export async function startChargebackRun(
+  client: df.DurableClient,
+  instanceId: string,
+  input?: RunInput,
+): Promise<{ started: string } | { running: string }> {
+  const running = await runInProgress(client);
+  if (running !== undefined) return { running };
+  await client.startNew(CHARGEBACK_ORCHESTRATION, { instanceId, ...(input ? { input } : {}) });
+  return { started: instanceId };
+}
+
 /** One run per quarter hour, by id; never two at once. */
-export async function startChargebackRun(_timer: Timer, context: InvocationContext): Promise<void> {
+export async function chargebackTimer(_timer: Timer, context: InvocationContext): Promise<void> {
   const client = df.getClient(context);
   // A timer that fires twice for the same slot starts nothing new.
   const instanceId = runInstanceId(new Date());
@@ -203,22 +230,12 @@ export async function startChargebackRun(_timer: Timer, context: InvocationConte
     context.log(`Chargeback run ${instanceId} already exists (${existing.runtimeStatus}).`);
     return;
   }
-  // A run still in progress (a long catch-up) is not overlapped: the next slot picks up the rest.
-  const running = (
-    await client.getStatusBy({
-      runtimeStatus: [
-        df.OrchestrationRuntimeStatus.Running,
-        df.OrchestrationRuntimeStatus.Pending,
-        df.OrchestrationRuntimeStatus.ContinuedAsNew,
-      ],
-    })
-  ).filter((status) => status.name === CHARGEBACK_ORCHESTRATION);
-  if (running.length > 0) {
-    context.log(`Chargeback run ${running[0]?.instanceId} is still in progress; not starting another.`);
-    return;
-  }
-  await client.startNew(CHARGEBACK_ORCHESTRATION, { instanceId });
-  context.log(`Started chargeback run ${instanceId}.`);
+  const result = await startChargebackRun(client, instanceId);
+  context.log(
+    'running' in result
+      ? `Chargeback run ${result.running} is still in progress; not starting another.`
+      : `Started chargeback run ${instanceId}.`,
+  );
 }
 
 df.app.orchestration(CHARGEBACK_ORCHESTRATION, chargebackOrchestrator);
@@ -234,5 +251,5 @@ app.timer('chargebackTimer', {
   // At the start of every window (0 */15 * * * *): six-field NCRONTAB, UTC.
   schedule: `0 */${WINDOW_MINUTES} * * * *`,
   extraInputs: [df.input.durableClient()],
-  handler: startChargebackRun,
+  handler: chargebackTimer,
 });

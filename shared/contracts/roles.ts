@@ -5,6 +5,8 @@
 export const APP_ROLES = {
   /** May list and download chargeback reports. */
   finance: 'Chargeback.Finance',
+  /** May start a chargeback run now and read runs' status. */
+  admin: 'Chargeback.Admin',
 } as const;
 
 export type AppRole = (typeof APP_ROLES)[keyof typeof APP_ROLES];
