@@ -6,12 +6,14 @@ import { provisionCosmos } from '../../../local/services/provision';
 import { CosmosChargebackStore } from '../../../shared/adapters/cosmos-store';
 import { batchRecordKeys, WindowAggregator } from '../../../shared/chargeback/aggregate';
 import type { PriceEntry, UsageAggregate } from '../../../shared/chargeback/model';
-import type { BatchRecord, WindowBatch } from '../../../shared/chargeback/ports';
+import type { BatchRecord, DayRecord, WindowBatch } from '../../../shared/chargeback/ports';
+import { rollUpDay } from '../../../shared/chargeback/rollup';
 import { dayOf, monthOf } from '../../../shared/contracts/report-period';
 import {
   batchPartitionKey,
   COSMOS_CONTAINERS,
   COSMOS_DATABASE,
+  LEDGER_PARTITION_KEY,
   usagePartitionKey,
 } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
@@ -295,6 +297,58 @@ describe('batches()', () => {
     expect(byId(await store.batches(month))).toEqual(byId([a.record, b.record, c.record]));
     expect(await store.batches(monthOf(second))).toEqual([other.record]);
     expect(await store.batches(monthOf(freshMonth()))).toEqual([]);
+  });
+});
+
+describe('the roll-up ledger', () => {
+  it('finds days to roll up, writes a roll-up, marks its batches, and keeps day records and receipts', async () => {
+    const at = new Date('2031-02-03T10:00:00Z');
+    const a = batchOf(at, ['research']);
+    const b = batchOf(new Date('2031-02-04T11:00:00Z'), ['marketing']);
+    await store.commit(a.rows, a.record);
+    await store.commit(b.rows, b.record);
+    expect(await store.daysToRollUp()).toEqual(expect.arrayContaining(['2031-02-03', '2031-02-04']));
+
+    const day = '2031-02-03';
+    const batches = await store.batches('2031-02', day);
+    expect(batches.map((x) => x.id)).toEqual([a.record.id]);
+    const daily = rollUpDay(await store.usage({ month: '2031-02', day }));
+    const record: DayRecord = {
+      id: `day|${day}`,
+      pk: LEDGER_PARTITION_KEY,
+      type: 'day',
+      day,
+      month: '2031-02',
+      version: 'v1',
+      batches: 1,
+      dataThrough: a.record.windowEnd,
+    };
+    await store.writeRollUp(daily, record, batches);
+
+    const pending = await store.daysToRollUp();
+    expect(pending).not.toContain(day);
+    expect(pending).toContain('2031-02-04');
+    expect((await store.batches('2031-02', day)).map((x) => x.rolledUp)).toEqual([true]);
+    expect(byId(await store.daily({ month: '2031-02', day }))).toEqual(byId(daily));
+    expect(await store.daily({ month: '2031-02', day: '2031-02-04' })).toEqual([]);
+    expect(await store.days('2031-02')).toEqual([record]);
+    expect(await store.days('2031-03')).toEqual([]);
+
+    // Written twice (a rerun after a crash): the same documents, no duplicates.
+    await store.writeRollUp(daily, record, batches);
+    expect(await store.days('2031-02')).toEqual([record]);
+    expect(byId(await store.daily({ month: '2031-02', day }))).toEqual(byId(daily));
+
+    const receipt = {
+      id: `receipt|${day}`,
+      pk: LEDGER_PARTITION_KEY,
+      type: 'receipt' as const,
+      period: day,
+      version: 'v1',
+    };
+    await store.putReceipt(receipt);
+    await store.putReceipt({ ...receipt, version: 'v2' });
+    expect((await store.receipts()).filter((r) => r.period === day)).toEqual([{ ...receipt, version: 'v2' }]);
   });
 });
 
