@@ -5,7 +5,7 @@ import type { UsageApi, UsageEvent } from '../contracts/usage-event';
 import { usageEventSchema } from '../contracts/usage-event';
 import { parseWindowId, windowEnd } from '../contracts/window';
 import type { Meter, PriceEntry, UsageAggregate } from './model';
-import { CURRENCY, PRICING_UNITS } from './model';
+import { CURRENCY, PRICING_UNITS, primaryMeter } from './model';
 import type { WindowBatch } from './ports';
 
 import { Money } from './money';
@@ -108,10 +108,11 @@ export class WindowAggregator {
     group.outputTokens += event.completionTokens;
     group.characters += event.billableCharacters;
     if (audio > 0) group.audioSeconds = group.audioSeconds.plus(String(audio));
-    // Every meter the request consumed counts it; a request that consumed nothing counts on its
-    // API's first meter, so that every request shows somewhere.
-    const meters = consumed.filter(([, quantity]) => quantity > 0).map(([meter]) => meter);
-    for (const meter of meters.length > 0 ? meters : [meterOf(event.api)]) {
+    // Every request counts on its API's primary meter (model.ts primaryMeter), and on every other
+    // meter it consumed.
+    const primary = primaryMeter(event.api);
+    const meters = consumed.filter(([meter, quantity]) => quantity > 0 && meter !== primary).map(([m]) => m);
+    for (const meter of [primary, ...meters]) {
       const count = group.requests.get(meter) ?? { requests: 0, estimated: 0 };
       count.requests++;
       if (event.estimated) count.estimated++;
@@ -196,10 +197,6 @@ export function priceRow(row: UsageAggregate, priceFor: PriceLookup): UsageAggre
     unitPrice: unitPrice.toFixed(),
     cost: new Exact(row.quantity).times(unitPrice).div(PRICING_UNITS[row.meter].size).toFixed(),
   };
-}
-
-function meterOf(api: UsageApi): Meter {
-  return api === 'stt' ? 'audio-seconds' : api === 'tts' ? 'tts-characters' : 'input-tokens';
 }
 
 export function aggregateId(window: WindowBatch, dims: string[]): string {

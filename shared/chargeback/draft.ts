@@ -18,6 +18,7 @@ export function compareDrafts(a: Draft, b: Draft): number {
     a.appId ?? '',
     a.deployment ?? '',
     a.model ?? '',
+    a.api ?? '',
     a.meter ?? '',
     a.unitPrice ?? '',
   ].join('\u0000');
@@ -29,6 +30,7 @@ export function compareDrafts(a: Draft, b: Draft): number {
     b.appId ?? '',
     b.deployment ?? '',
     b.model ?? '',
+    b.api ?? '',
     b.meter ?? '',
     b.unitPrice ?? '',
   ].join('\u0000');

@@ -22,6 +22,15 @@ export const METERS = [
 ] as const;
 export type Meter = (typeof METERS)[number];
 
+/**
+ * The meter a call is counted on: every request of a call counts on its API's primary meter (so
+ * adding a department's primary-meter lines counts each request once); the other meters count the
+ * requests that consumed them.
+ */
+export function primaryMeter(api: UsageApi): Meter {
+  return api === 'stt' ? 'audio-seconds' : api === 'tts' ? 'tts-characters' : 'input-tokens';
+}
+
 /** The unit a price is quoted in, and how many consumed units make one. */
 export const PRICING_UNITS = {
   'input-tokens': { unit: '1M Tokens', size: 1_000_000, consumedUnit: 'Tokens' },
@@ -249,6 +258,7 @@ export interface ReportLine {
   category: ReportLineCategory;
   department: string;
   /** Usage lines only: */
+  api?: UsageApi;
   appId?: string;
   subscriptionId?: string;
   deployment?: string;

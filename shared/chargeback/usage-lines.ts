@@ -28,6 +28,7 @@ export function usageLines(
       row.appId,
       row.deployment,
       row.model,
+      row.api,
       row.meter,
       row.priceId ?? '',
       row.unitPrice,
@@ -49,6 +50,7 @@ export function usageLines(
     usage.set(key, {
       category: 'usage',
       department,
+      api: row.api,
       appId: row.appId,
       subscriptionId: row.subscriptionId,
       deployment: row.deployment,

@@ -48,7 +48,7 @@ describe('one home per contract', () => {
     ],
     [
       'the Redis key prefix and hash tag',
-      /PREFIX\s*=|['"`]usage:|:\{w:/,
+      /\bPREFIX\s*=|['"`]usage:|:\{w:/,
       'shared/adapters/redis-usage-buffer.ts',
     ],
     ['the usage partition key path', /['"`]\/pk['"`]/, 'shared/contracts/storage.ts'],
@@ -70,6 +70,7 @@ describe('one home per contract', () => {
       'shared/contracts/report-paths.ts',
     ],
     ['the finance role', /Chargeback\.Finance/, 'shared/contracts/roles.ts'],
+    ['the admin role', /Chargeback\.Admin/, 'shared/contracts/roles.ts'],
   ])('%s is only in its home', (_name, literal, home) => {
     expect(homesOf(literal)).toEqual([home]);
   });

@@ -115,10 +115,10 @@ describe('WindowAggregator', () => {
     expect(rowOf(rows, 'input-tokens').quantity).toBe('300'); // 100 + 200 + 0
     expect(rowOf(rows, 'cached-input-tokens').quantity).toBe('1050'); // 50 + 1 000
     expect(rowOf(rows, 'output-tokens').quantity).toBe('35');
-    // The third request's prompt was all cached: it has no input-token line's request.
+    // The third request's prompt was all cached: it still counts on the primary (input) line.
     expect(rows.map((r) => [r.meter, r.requests])).toEqual(
       expect.arrayContaining([
-        ['input-tokens', 2],
+        ['input-tokens', 3],
         ['cached-input-tokens', 2],
         ['output-tokens', 3],
       ]),
@@ -142,8 +142,10 @@ describe('WindowAggregator', () => {
 
   it('never counts more cached tokens than prompt tokens', () => {
     const rows = aggregate([event({ promptTokens: 100, cachedTokens: 150, completionTokens: 7 })]);
-    // All 100 prompt tokens were cached: no input-tokens row, no negative quantity.
-    expect(rows.map((r) => r.meter).sort()).toEqual(['cached-input-tokens', 'output-tokens']);
+    // All 100 prompt tokens were cached: no negative quantity; the input-tokens row is zero and
+    // only carries the request (primary meter).
+    expect(rows.map((r) => r.meter).sort()).toEqual(['cached-input-tokens', 'input-tokens', 'output-tokens']);
+    expect(rowOf(rows, 'input-tokens')).toMatchObject({ quantity: '0', cost: '0', requests: 1 });
     expect(rowOf(rows, 'cached-input-tokens').quantity).toBe('100');
     expect(rowOf(rows, 'cached-input-tokens').cost).toBe('0.000125'); // 100 × 1.25 / 1M
   });
@@ -209,7 +211,7 @@ describe('WindowAggregator', () => {
     expect(rows[0]?.priceId).not.toBeNull();
   });
 
-  it('counts on every line the requests that consumed its meter', () => {
+  it('counts every request on its primary meter line, and on every other line whose meter it consumed', () => {
     const rows = aggregate([
       event({ promptTokens: 100, cachedTokens: 20, completionTokens: 30 }),
       event({ promptTokens: 200, cachedTokens: 40, completionTokens: 60, estimated: true }),
@@ -221,9 +223,9 @@ describe('WindowAggregator', () => {
     expect(rowOf(rows, 'output-tokens')).toMatchObject({ requests: 2, estimatedRequests: 1 });
   });
 
-  it('counts a request that consumed nothing on its API\'s first meter', () => {
+  it('counts a request that consumed nothing on its primary meter, which shows with a zero quantity', () => {
     const rows = aggregate([event({ promptTokens: 0 }), event({ completionTokens: 5 })]);
-    expect(rowOf(rows, 'input-tokens')).toMatchObject({ quantity: '0', requests: 1 });
+    expect(rowOf(rows, 'input-tokens')).toMatchObject({ quantity: '0', requests: 2 });
     expect(rowOf(rows, 'output-tokens')).toMatchObject({ quantity: '5', requests: 1 });
   });
 
