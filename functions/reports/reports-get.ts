@@ -4,6 +4,7 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { app } from '@azure/functions';
 import { z } from 'zod';
 import { listReports, reportReadLink } from '../../shared/adapters/blob-reports';
+import { REPORT_SECURITY_HEADERS } from '../../shared/chargeback/render-html';
 import { appServices } from '../../shared/config/composition';
 import { ApiError, badRequest, notFound } from '../../shared/contracts/api-errors';
 import { departmentIdSchema } from '../../shared/contracts/department';
@@ -93,6 +94,9 @@ export async function getReportHandler(request: HttpRequest): Promise<HttpRespon
       ...(download.contentDisposition ? { 'content-disposition': download.contentDisposition } : {}),
       ...(download.etag ? { etag: download.etag } : {}),
       'cache-control': 'private, no-store',
+      // Every report file: the HTML page's policy (it needs nothing but its inline styles), and no
+      // content sniffing, so that a CSV or JSON file is never run as a page.
+      ...REPORT_SECURITY_HEADERS,
     },
     // Streamed from Blob Storage to the caller, never held whole in memory.
     body: Readable.toWeb(body as Readable) as ReadableStream<Uint8Array>,
