@@ -136,7 +136,7 @@ async function main(): Promise<void> {
       /"url":"([^"]+)"/,
     );
     const ours = await startChild(
-      [join(root, 'dist/local/start.js')],
+      [join(root, 'dist/local/start.js'), '--no-request-log'],
       {
         LOCAL_HOST_PORT: '0',
         LOCAL_DATA_DIR: dataDir,

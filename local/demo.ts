@@ -1,24 +1,32 @@
 /**
- * `npm run demo`: a day of AI traffic for several departments, through the metering proxy on the
- * local stack with the official `openai` client, then the chargeback run, then the totals.
+ * `npm run demo`: a day of AI traffic for several departments, through the metering proxy with the
+ * official `openai` client, then the chargeback run, then the totals.
+ *
+ * Into the stack `npm start` runs, when one answers on the local host port (its terminal logs the
+ * traffic, its storage keeps the reports); otherwise into a private stack of its own, in memory and
+ * stopped at the end. Either way the month's files are also saved under LOCAL_DATA_DIR/demo-reports.
  *
  * The day's shape (quiet nights, a morning and an afternoon peak; chat, streaming, reasoning,
  * embeddings, an app with no department) is replayed compressed into about a minute: usage is
  * recorded when it happens, so all of it lands in the current 15-minute window, and the run is
- * started "as of" the end of that window instead of waiting for it to close.
+ * started "as of" the end of that window instead of waiting for it to close (through the durable
+ * HTTP API, with the master key).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { AzureOpenAI } from 'openai';
-import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
+import { FUNCTION_KEY_HEADER } from '../shared/contracts/gateway-headers';
 import type { ChargebackRunSummary } from '../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../shared/chargeback/run';
 import { parseReportPath, REPORT_FORMATS, reportPath } from '../shared/contracts/report-paths';
-import { APP_ROLES } from '../shared/contracts/roles';
 import { BLOB_CONTAINERS } from '../shared/contracts/storage';
 import { windowEnd, windowStart } from '../shared/contracts/window';
+import type { LocalCredentials } from './gateway';
+import { financeHeaders, localCredentials, proxyHeaders } from './gateway';
+import { findAppRoot } from './host/app-entry';
+import { applyLocalSettingsFile, readLocalSettings } from './settings';
 import { startLocalStack } from './stack';
 
 interface Caller {
@@ -128,8 +136,53 @@ function schedule(): Caller[] {
   return plan;
 }
 
-async function main(): Promise<void> {
-  console.log('Starting the local stack (Redis, Azurite, Cosmos DB emulator, simulators, Functions host)...');
+/** Where the demo sends its traffic. */
+interface Target {
+  url: string;
+  credentials: LocalCredentials;
+  /** True for the stack `npm start` runs; false for the demo's own. */
+  shared: boolean;
+  stop(): Promise<void>;
+}
+
+/** What answers on the host port: the local stack (with these keys), something else, or nothing. */
+async function probe(url: string, masterKey: string): Promise<'local stack' | 'other' | 'nothing'> {
+  try {
+    const res = await fetch(`${url}/admin/host/status`, {
+      headers: { [FUNCTION_KEY_HEADER]: masterKey },
+      signal: AbortSignal.timeout(2000),
+    });
+    const body = (await res.json().catch(() => ({}))) as { version?: unknown };
+    return res.status === 200 && body.version === '4-local' ? 'local stack' : 'other';
+  } catch {
+    return 'nothing';
+  }
+}
+
+/**
+ * The stack `npm start` runs, found on the port and with the keys `npm start` would use (the
+ * environment, then local.settings.json, then the embedded defaults); else a private one.
+ */
+async function findOrStartStack(
+  settings: ReturnType<typeof readLocalSettings>,
+  env: NodeJS.ProcessEnv,
+  reportsDir: string,
+): Promise<Target> {
+  const url = `http://127.0.0.1:${settings.LOCAL_HOST_PORT}`;
+  const found = settings.LOCAL_HOST_PORT === 0 ? 'nothing' : await probe(url, settings.LOCAL_MASTER_KEY);
+  if (found === 'local stack') {
+    console.log(
+      `Using the local stack on ${url} (npm start): its terminal logs each request, and the reports stay in its storage (${shown(join(settings.LOCAL_DATA_DIR, 'azurite'))}); the month's files are also saved to ${shown(reportsDir)}/.`,
+    );
+    return { url, credentials: localCredentials(settings, env), shared: true, stop: () => Promise.resolve() };
+  }
+  const why =
+    found === 'nothing'
+      ? `No local stack on ${url}`
+      : `${url} answers, but not as the local stack with this LOCAL_MASTER_KEY`;
+  console.log(
+    `${why}: starting a private one for this demo (its data is discarded at exit; the month's files are saved to ${shown(reportsDir)}/).`,
+  );
   const stack = await startLocalStack({
     port: 0,
     persist: false,
@@ -137,21 +190,63 @@ async function main(): Promise<void> {
     timers: 'manual',
     readSettingsFile: false,
   });
+  return { url: stack.host.url, credentials: stack.credentials, shared: false, stop: () => stack.stop() };
+}
+
+/** Runs the chargeback "as of" `asOf` through the durable HTTP API and waits for its summary. */
+async function runChargeback(target: Target, asOf: string): Promise<ChargebackRunSummary> {
+  const id = `demo-${randomUUID()}`;
+  const webhooks = `${target.url}/runtime/webhooks/durabletask`;
+  const headers = { [FUNCTION_KEY_HEADER]: target.credentials.masterKey, 'content-type': 'application/json' };
+  const started = await fetch(`${webhooks}/orchestrators/${CHARGEBACK_ORCHESTRATION}/${id}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ asOf }),
+  });
+  if (started.status !== 202) {
+    throw new Error(`Could not start the chargeback run: ${started.status} ${await started.text()}`);
+  }
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const status = (await (await fetch(`${webhooks}/instances/${id}`, { headers })).json()) as {
+      runtimeStatus?: string;
+      output?: unknown;
+    };
+    if (status.runtimeStatus === 'Completed') return status.output as ChargebackRunSummary;
+    if (status.runtimeStatus !== 'Running' && status.runtimeStatus !== 'Pending') {
+      throw new Error(`chargeback run ${String(status.runtimeStatus)}: ${JSON.stringify(status.output)}`);
+    }
+    if (Date.now() > deadline)
+      throw new Error(`chargeback run ${id} still ${status.runtimeStatus} after 5 minutes`);
+  }
+}
+
+function shown(path: string): string {
+  return relative(process.cwd(), path) || '.';
+}
+
+async function main(): Promise<void> {
+  // The settings `npm start` uses, so that the demo finds the stack it runs and can call it.
+  const appRoot = findAppRoot(__dirname);
+  const env = { ...process.env };
+  applyLocalSettingsFile(appRoot, env);
+  const settings = readLocalSettings(env, appRoot);
+  const reportsDir = join(settings.LOCAL_DATA_DIR, 'demo-reports');
+  const target = await findOrStartStack(settings, env, reportsDir);
   try {
     const clientFor = (caller: Caller): AzureOpenAI =>
       new AzureOpenAI({
-        endpoint: `${stack.host.url}/api`,
-        apiKey: stack.settings.LOCAL_FUNCTION_KEY,
+        endpoint: `${target.url}/api`,
+        apiKey: target.credentials.functionKey,
         apiVersion: '2024-10-21',
         maxRetries: 2,
-        defaultHeaders: {
-          // What APIM adds: the function key, the backend secret, the caller's attribution.
-          [FUNCTION_KEY_HEADER]: stack.settings.LOCAL_FUNCTION_KEY,
-          [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
-          [GATEWAY_HEADERS.subscription]: caller.subscription,
-          [GATEWAY_HEADERS.app]: caller.app,
-          ...(caller.department ? { [GATEWAY_HEADERS.department]: caller.department } : {}),
-        },
+        // What APIM adds: the function key, the backend secret, the caller's attribution.
+        defaultHeaders: proxyHeaders(target.credentials, {
+          subscription: caller.subscription,
+          app: caller.app,
+          department: caller.department,
+        }),
       });
     const clients = new Map(CALLERS.map((c) => [c, clientFor(c)]));
     const plan = schedule();
@@ -186,23 +281,13 @@ async function main(): Promise<void> {
     console.log(
       'Running the chargeback orchestration (aggregate → Cosmos DB → allocate → reports → release)...',
     );
-    const id = `demo-${randomUUID()}`;
-    stack.host.durable.startNew(CHARGEBACK_ORCHESTRATION, { instanceId: id, input: { asOf } });
-    const status = await stack.host.durable.waitForCompletion(id, 5 * 60_000);
-    if (status.runtimeStatus !== 'Completed') {
-      throw new Error(`chargeback run ${String(status.runtimeStatus)}: ${JSON.stringify(status.output)}`);
-    }
-    const summary = status.output as ChargebackRunSummary;
+    const summary = await runChargeback(target, asOf);
     const month = new Date().toISOString().slice(0, 7);
-    const reports = `${stack.host.url}/api/reports`;
-    const financeHeaders = {
-      [FUNCTION_KEY_HEADER]: stack.settings.LOCAL_FUNCTION_KEY,
-      [GATEWAY_HEADERS.gatewayKey]: process.env.GATEWAY_SHARED_SECRET ?? '',
-      [GATEWAY_HEADERS.roles]: APP_ROLES.finance,
-    };
+    const reports = `${target.url}/api/reports`;
+    const finance = financeHeaders(target.credentials);
     const json = (await (
       await fetch(`${reports}/${reportPath({ kind: 'monthly', period: month, format: 'json' })}`, {
-        headers: financeHeaders,
+        headers: finance,
       })
     ).json()) as {
       total: string;
@@ -213,22 +298,21 @@ async function main(): Promise<void> {
       `\n${summary.events} usage events in ${summary.windows.length} window(s) → ${summary.aggregates} Cosmos DB rows.`,
     );
     console.log(
-      `\nMonth to date (${month}), ${json.currency}: usage + shared platform costs (accrued to date)`,
+      `\nMonth to date (${month}), ${json.currency}: usage + shared platform costs (accrued to date)${target.shared ? ', with everything else this stack metered this month' : ''}`,
     );
     console.table(
       json.departments.map((d) => ({ department: d.name, usage: d.usage, shared: d.shared, total: d.total })),
     );
     console.log(`Total: ${json.currency} ${json.total}\n`);
-    // Copies of the month's files, to open after the demo has stopped the stack.
-    const outDir = resolve(process.env.LOCAL_DATA_DIR ?? '.data', 'demo-reports');
-    mkdirSync(outDir, { recursive: true });
+    // Copies of the month's files, to open after the demo (and a private stack) has stopped.
+    mkdirSync(reportsDir, { recursive: true });
     const saved: string[] = [];
     for (const format of REPORT_FORMATS) {
       const path = reportPath({ kind: 'monthly', period: month, format });
-      const file = join(outDir, basename(path));
+      const file = join(reportsDir, basename(path));
       writeFileSync(
         file,
-        Buffer.from(await (await fetch(`${reports}/${path}`, { headers: financeHeaders })).arrayBuffer()),
+        Buffer.from(await (await fetch(`${reports}/${path}`, { headers: finance })).arrayBuffer()),
       );
       saved.push(file);
     }
@@ -239,9 +323,14 @@ async function main(): Promise<void> {
       console.log(`  ${path}`);
     }
     console.log('\nDownloaded through the finance API (open the HTML in a browser):');
-    for (const file of saved) console.log(`  ${file}`);
+    for (const file of saved) console.log(`  ${shown(file)}`);
+    if (target.shared) {
+      console.log(
+        `\nThey stay in the running stack: GET ${reports}?period=${month} with the finance headers.`,
+      );
+    }
   } finally {
-    await stack.stop();
+    await target.stop();
   }
 }
 

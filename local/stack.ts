@@ -2,6 +2,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalFunctionsHost } from './host/host';
 import { findAppRoot, resolveEntryModules } from './host/app-entry';
+import type { LocalCredentials } from './gateway';
+import { localCredentials } from './gateway';
+import { observeRecordedUsage, requestLogLine } from './request-log';
 import { installFunctionsCore } from './host/install-core';
 import { startAzurite } from './services/azurite';
 import { createLocalCosmosClient, startCosmos } from './services/cosmos';
@@ -34,6 +37,8 @@ const STAND_IN_ORDER = [
 export interface LocalStack {
   host: LocalFunctionsHost;
   settings: LocalSettings;
+  /** What a caller sends in place of API Management (keys, gateway secret). */
+  credentials: LocalCredentials;
   /** The stand-ins this stack started (dependencies configured in the environment are not listed). */
   standIns: StandIn[];
   /** The upstream simulators, when they were started (tests inject faults through them). */
@@ -56,6 +61,11 @@ export interface LocalStackOptions {
   /** Read local.settings.json as Core Tools does (npm start only: tests must not depend on it). */
   readSettingsFile: boolean;
   log?: (line: string) => void;
+  /**
+   * One line per HTTP request the host answers (see request-log.ts), without a timestamp: on for
+   * `npm start`, off unless given (tests, the demo's private stack).
+   */
+  requestLog?: (line: string) => void;
 }
 
 /**
@@ -173,6 +183,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
   }
 
+  const requestLog = options.requestLog;
   installFunctionsCore();
   const host = new LocalFunctionsHost({
     appRoot,
@@ -181,6 +192,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     keys: { functionKey: settings.LOCAL_FUNCTION_KEY, masterKey: settings.LOCAL_MASTER_KEY },
     timers: options.timers,
     log: options.log,
+    onHttpExchange: requestLog && ((exchange) => requestLog(requestLogLine(exchange))),
   });
   try {
     await host.start();
@@ -188,11 +200,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await stopStandIns();
     throw error;
   }
+  if (requestLog) {
+    try {
+      await observeRecordedUsage(host);
+    } catch (error) {
+      await host.stop();
+      await stopStandIns();
+      throw error;
+    }
+  }
 
   let stopping: Promise<void> | undefined;
   return {
     host,
     settings,
+    credentials: localCredentials(settings, env),
     standIns,
     openAiSimulator,
     speechSimulator,

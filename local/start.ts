@@ -1,14 +1,20 @@
 /**
  * `npm start`: the whole pipeline on this machine, with no Azure account. Starts the stand-ins that
- * are not configured, the local Functions host on the compiled app, prints one screen, and stops
- * everything on Ctrl-C.
+ * are not configured, the local Functions host on the compiled app, prints one screen, logs one line
+ * per request (`--no-request-log`: not), and stops everything on Ctrl-C.
  */
-import { relative } from 'node:path';
+import { startupScreen } from './banner';
 import type { LocalStack } from './stack';
 import { startLocalStack } from './stack';
 
+/** Every line the stack logs, stamped as Core Tools stamps its own: `[2026-12-02T10:15:03.120Z] …`. */
+function log(line: string): void {
+  console.log(`[${new Date().toISOString()}] ${line}`);
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
+  const requestLog = !process.argv.includes('--no-request-log');
   let stack: LocalStack;
   try {
     stack = await startLocalStack({
@@ -16,7 +22,8 @@ async function main(): Promise<void> {
       mode: 'compiled',
       timers: 'schedule',
       readSettingsFile: true,
-      log: (line) => console.log(`${new Date().toISOString()} ${line}`),
+      log,
+      requestLog: requestLog ? log : undefined,
     });
   } catch (error) {
     console.error(
@@ -24,7 +31,7 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
-  console.log(startupScreen(stack, Date.now() - started));
+  console.log(startupScreen(stack, Date.now() - started, { requestLog }));
 
   let signals = 0;
   const shutdown = (signal: NodeJS.Signals): void => {
@@ -47,35 +54,6 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
-}
-
-function startupScreen(stack: LocalStack, elapsedMs: number): string {
-  const { host, settings } = stack;
-  const pad = (text: string, width: number): string => text.padEnd(width);
-  const lines = [
-    '',
-    `AI chargeback: local stack up in ${(elapsedMs / 1000).toFixed(1)} s`,
-    '',
-    `  Functions host   ${host.url}`,
-    ...host.httpFunctions.map((f) => `    ${pad(f.methods.join(','), 10)} ${pad(f.url, 60)} ${f.authLevel}`),
-    ...host.timerFunctions.map(
-      (t) => `    timer      ${pad(t.name, 60)} ${t.schedule}  (next ${t.next?.toISOString()})`,
-    ),
-    '',
-    '  Stand-ins',
-    ...stack.standIns.map((s) => `    ${pad(s.name, 24)} ${s.url}${s.detail ? `  (${s.detail})` : ''}`),
-    ...stack.configured.map((c) => `    ${pad(c.name, 24)} ${c.url}  (configured)`),
-    '',
-    `  Keys             function: ${settings.LOCAL_FUNCTION_KEY}   master: ${settings.LOCAL_MASTER_KEY}`,
-    `  Local data       ${relative(process.cwd(), settings.LOCAL_DATA_DIR) || '.'}${stack.settingsFile ? `   settings from ${relative(process.cwd(), stack.settingsFile)}` : ''}`,
-    '',
-    '  Try:',
-    `    curl ${host.url}/api/health`,
-    '',
-    '  Ctrl-C stops everything.',
-    '',
-  ];
-  return lines.join('\n');
 }
 
 void main();

@@ -3,14 +3,14 @@ import { DurableClientApi } from './durable-api';
 import type { RegisteredFunction } from './functions-core';
 import type { HostSettings } from './host-json';
 import { readHostJson } from './host-json';
-import type { HostKeys, HttpFunctionInfo } from './http-server';
+import type { HostKeys, HttpExchange, HttpFunctionInfo } from './http-server';
 import { HttpTriggerServer } from './http-server';
 import { durableInvoker, FunctionRunner } from './invocation';
 import { loadFunctions, routeSystemLog, runAppStartHooks, runAppTerminateHooks } from './loading';
 import type { TimerFunctionInfo } from './timers';
 import { TimerScheduler } from './timers';
 
-export type { AuthLevel, HostKeys, HttpFunctionInfo } from './http-server';
+export type { AuthLevel, HostKeys, HttpExchange, HttpFunctionInfo } from './http-server';
 
 export interface LocalHostOptions {
   /** Folder holding host.json. */
@@ -23,6 +23,11 @@ export interface LocalHostOptions {
   /** `schedule` fires timer triggers on their NCRONTAB schedules; `manual` only on demand. */
   timers: 'schedule' | 'manual';
   log?: (line: string) => void;
+  /**
+   * Called once per HTTP request answered on the host's port (functions, admin API, durable
+   * webhooks, refusals), as Core Tools logs executions. Off by default: tests stay quiet.
+   */
+  onHttpExchange?: (exchange: HttpExchange) => void;
 }
 
 /**
@@ -91,6 +96,7 @@ export class LocalFunctionsHost {
       routePrefix: this.#settings.routePrefix,
       runner: this.#runner,
       log: this.#log,
+      onExchange: this.#options.onHttpExchange,
       system: {
         durableWebhook: (req, res, url, path) => durableApi.handle(req, res, url, path),
         hasTimer: (name) => this.#timers.has(name),
@@ -127,6 +133,14 @@ export class LocalFunctionsHost {
     await this.durable.stop();
     await runAppTerminateHooks(this.#log);
     await this.#closeServers();
+  }
+
+  /**
+   * Attaches a value to the HTTP request being served in the calling async context, for
+   * `onHttpExchange`; false when there is none (a timer, an activity) or requests are not tracked.
+   */
+  annotate(key: string, value: unknown): boolean {
+    return this.#http?.annotate(key, value) ?? false;
   }
 
   /** Runs a timer-triggered function now, as `POST /admin/functions/{name}` does. */

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks';
 import { timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
@@ -28,6 +29,29 @@ export interface HttpFunctionInfo {
   authLevel: AuthLevel;
 }
 
+/**
+ * One request the server answered, as the host's request log sees it: handed to `onExchange` once
+ * the response has been written (or the client went away).
+ */
+export interface HttpExchange {
+  method: string;
+  /** The path without the query string (which may hold a key). */
+  path: string;
+  requestHeaders: http.IncomingHttpHeaders;
+  /** The function that served it; undefined for the host's own endpoints and for refusals (401, 404). */
+  functionName?: string;
+  /** The function's route parameters. */
+  params: Record<string, string>;
+  /** The status sent; 0 when the connection ended before one was. */
+  status: number;
+  /** From the request's arrival to the response's last byte. */
+  durationMs: number;
+  /** The response was not written to the end: the client went away, or the function's stream failed. */
+  incomplete: boolean;
+  /** What was attached with `annotate` while the request was served. */
+  annotations: Record<string, unknown>;
+}
+
 interface HttpRoute extends HttpFunctionInfo {
   fn: RegisteredFunction;
   compiled: CompiledRoute;
@@ -48,6 +72,8 @@ export interface HttpServerOptions {
   runner: FunctionRunner;
   system: SystemEndpoints;
   log: (line: string) => void;
+  /** Called once per request answered; without it requests are not tracked at all. */
+  onExchange?: (exchange: HttpExchange) => void;
 }
 
 const DURABLE_WEBHOOKS = '/runtime/webhooks/durabletask/';
@@ -62,6 +88,7 @@ export class HttpTriggerServer {
   readonly #server: http.Server;
   #routes: HttpRoute[] = [];
   #baseUrl = '';
+  readonly #current = new AsyncLocalStorage<HttpExchange>();
 
   constructor(options: HttpServerOptions) {
     this.#options = options;
@@ -112,7 +139,50 @@ export class HttpTriggerServer {
     return this.#options.routePrefix ? `/${this.#options.routePrefix}` : '';
   }
 
+  /**
+   * Attaches a value to the request being served in the current async context (code the function
+   * runs, including its response stream); false outside one, or when requests are not tracked.
+   */
+  annotate(key: string, value: unknown): boolean {
+    const exchange = this.#current.getStore();
+    if (!exchange) return false;
+    exchange.annotations[key] = value;
+    return true;
+  }
+
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const onExchange = this.#options.onExchange;
+    if (!onExchange) return this.#serve(req, res);
+    const started = performance.now();
+    const exchange: HttpExchange = {
+      method: req.method ?? 'GET',
+      path: (req.url ?? '/').split('?')[0] ?? '/',
+      requestHeaders: req.headers,
+      params: {},
+      status: 0,
+      durationMs: 0,
+      incomplete: false,
+      annotations: {},
+    };
+    await this.#current.run(exchange, () => this.#serve(req, res, exchange));
+    if (!res.writableFinished && !res.destroyed) {
+      // Ended, but still flushing to the socket.
+      await new Promise<void>((resolve) => {
+        res.once('finish', resolve);
+        res.once('close', resolve);
+      });
+    }
+    exchange.status = res.headersSent ? res.statusCode : 0;
+    exchange.durationMs = performance.now() - started;
+    exchange.incomplete = !res.writableFinished;
+    try {
+      onExchange(exchange);
+    } catch (error) {
+      this.#options.log(`Request log failed: ${describe(error)}`);
+    }
+  }
+
+  async #serve(req: http.IncomingMessage, res: http.ServerResponse, exchange?: HttpExchange): Promise<void> {
     try {
       const url = new URL(req.url ?? '/', this.#baseUrl);
       const path = url.pathname;
@@ -131,6 +201,10 @@ export class HttpTriggerServer {
         // Like the real host, a route whose methods do not include this one does not match (404).
         if (!params || !route.methods.includes(req.method ?? 'GET')) continue;
         if (!this.#authorized(req, url, route.authLevel)) return sendJson(res, 401, undefined);
+        if (exchange) {
+          exchange.functionName = route.name;
+          exchange.params = params;
+        }
         return await this.#invoke(route, params, req, res, url);
       }
       return sendJson(res, 404, undefined);
@@ -289,12 +363,14 @@ async function writeResponse(response: HttpResponse, res: http.ServerResponse): 
   }
   const reader = (body as ReadableStream<Uint8Array>).getReader();
   let clientGone = false;
-  const onClose = (): void => {
+  let cancelled: Promise<void> | undefined;
+  // Bound to the request's async context: the function's cancel handler runs as part of it.
+  const onClose = AsyncResource.bind((): void => {
     if (!res.writableFinished) {
       clientGone = true;
-      void reader.cancel(new Error('client disconnected')).catch(() => undefined);
+      cancelled = reader.cancel(new Error('client disconnected')).catch(() => undefined);
     }
-  };
+  });
   res.on('close', onClose);
   try {
     for (;;) {
@@ -316,6 +392,9 @@ async function writeResponse(response: HttpResponse, res: http.ServerResponse): 
   } finally {
     res.off('close', onClose);
   }
+  // The client is gone, so this delays no one: the request is over once the function's stream has
+  // wound down (a metering proxy records what was served then).
+  await cancelled;
 }
 
 function serializeCookie(cookie: Cookie): string {

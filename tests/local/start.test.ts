@@ -6,7 +6,8 @@ import { join } from 'node:path';
 
 /**
  * `npm start` end to end, on the compiled app (npm test builds first): the stack comes up on
- * its embedded defaults, /api/health is 200, and Ctrl-C (SIGINT) leaves no process behind.
+ * its embedded defaults, /api/health is 200, the screen's chat completion example works and is
+ * logged with its usage, and Ctrl-C (SIGINT) leaves no process behind.
  */
 const repoRoot = join(__dirname, '..', '..');
 const startScript = join(repoRoot, 'dist', 'local', 'start.js');
@@ -43,16 +44,52 @@ describe('npm start', () => {
       const deadline = Date.now() + 45_000;
       let url: string | undefined;
       while (!url && Date.now() < deadline && child.exitCode === null) {
-        url = /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+        // The whole screen: it may arrive in more than one chunk.
+        if (output.includes('Ctrl-C stops everything.'))
+          url = /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
         await new Promise((r) => setTimeout(r, 100));
       }
       if (!url) throw new Error(`the stack did not come up:\n${output}`);
 
       expect(output).toContain(`curl ${url}/api/health`);
       expect(output).toContain(dataDir.split('/').pop());
+      // What a client must send, where, which deployments exist, and the finance API.
+      expect(output).toMatch(/x-chargeback-gateway-key\s+local-gateway-shared-secret/);
+      expect(output).toMatch(/x-functions-key\s+local-function-key/);
+      expect(output).toContain(`Azure OpenAI     ${url}/api/openai`);
+      expect(output).toMatch(/deployments\s+gpt-4o, gpt-4o-mini,.*embeddings: text-embedding-3-small/);
+      expect(output).toContain('x-chargeback-roles: Chargeback.Finance');
+      expect(output).toMatch(
+        new RegExp(`${url}/api/reports/monthly/\\d{4}-\\d{2}/chargeback-\\d{4}-\\d{2}\\.html`),
+      );
       const res = await fetch(`${url}/api/health`);
       const body = (await res.json()) as { status: string };
       expect({ status: res.status, body: body.status }).toEqual({ status: 200, body: 'healthy' });
+
+      // The screen's chat completion, as printed (curl's URL, -H and -d arguments).
+      const curl = /^ {4}curl '(http[^']+chat\/completions[^']*)'[\s\S]*?-d '([^']*)'$/m.exec(output);
+      if (!curl) throw new Error(`no chat completion example on the screen:\n${output}`);
+      const headers = Object.fromEntries(
+        [...curl[0].matchAll(/-H '([^:]+): ([^']*)'/g)].map((m) => [m[1] as string, m[2] as string]),
+      );
+      const chat = await fetch(curl[1] as string, { method: 'POST', headers, body: curl[2] });
+      expect(chat.status).toBe(200);
+      const { usage } = (await chat.json()) as {
+        usage: { prompt_tokens: number; completion_tokens: number };
+      };
+      // Logged once the response is written, stamped as Core Tools stamps its lines.
+      const line =
+        /^\[\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\] POST \/api\/openai\/deployments\/gpt-4o-mini\/chat\/completions 200 research\/chat-app gpt-4o-mini ([\d,]+) tokens \(([\d,]+) in, ([\d,]+) out\) [\d,]+ ms$/m;
+      const logDeadline = Date.now() + 5000;
+      while (!line.test(output) && Date.now() < logDeadline) await new Promise((r) => setTimeout(r, 50));
+      const logged = line.exec(output);
+      if (!logged) throw new Error(`the chat completion was not logged:\n${output}`);
+      const figures = logged.slice(1, 4).map((f) => Number(f.replace(/,/g, '')));
+      expect(figures).toEqual([
+        usage.prompt_tokens + usage.completion_tokens,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+      ]);
 
       const processes = descendants(child.pid as number);
       expect(processes.length).toBeGreaterThan(0); // redis-server and Azurite at least

@@ -1,10 +1,12 @@
 import { join } from 'node:path';
+import type { LocalHostOptions } from '../../../local/host/host';
 import { LocalFunctionsHost } from '../../../local/host/host';
 
 export const keys = { functionKey: 'fixture-function-key', masterKey: 'fixture-master-key' };
 
 export async function startFixtureHost(
   timers: 'schedule' | 'manual' = 'manual',
+  extra: Partial<LocalHostOptions> = {},
 ): Promise<LocalFunctionsHost> {
   const host = new LocalFunctionsHost({
     appRoot: join(__dirname, 'fixtures'),
@@ -12,6 +14,7 @@ export async function startFixtureHost(
     port: 0,
     keys,
     timers,
+    ...extra,
   });
   await host.start();
   return host;
