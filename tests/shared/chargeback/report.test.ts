@@ -118,7 +118,7 @@ function shared(config: Partial<ChargebackConfig>): Record<string, string> {
 }
 
 describe('allocation', () => {
-  it('accrues shared costs on each day with usage, split by that day\'s usage', () => {
+  it("accrues shared costs on each day with usage, split by that day's usage", () => {
     const report = buildReport({
       period: month,
       aggregates: [
