@@ -17,7 +17,9 @@ import { startLocalStack } from '../local/stack';
  * production Redis with persistence keeps its data across a restart), and the app's own
  * functions loaded from source.
  */
-export function startTestStack(options: { persist?: boolean } = {}): Promise<LocalStack> {
+export function startTestStack(
+  options: { persist?: boolean; requestLog?: (line: string) => void } = {},
+): Promise<LocalStack> {
   for (const name of [
     'REDIS_URL',
     'STORAGE_CONNECTION_STRING',
@@ -36,6 +38,7 @@ export function startTestStack(options: { persist?: boolean } = {}): Promise<Loc
     mode: 'source',
     timers: 'manual',
     readSettingsFile: false,
+    ...(options.requestLog ? { requestLog: options.requestLog } : {}),
   });
 }
 

@@ -12,7 +12,7 @@ import { REPORT_PATH_EXAMPLE, reportPathPeriod } from '../../shared/contracts/re
 import { periodIdSchema, periodKindOf, REPORT_KINDS } from '../../shared/contracts/report-period';
 import { APP_ROLES } from '../../shared/contracts/roles';
 import { requireRole } from '../../shared/metering/attribution';
-import { withErrors } from '../http';
+import { validated, withErrors } from '../http';
 
 /**
  * The finance API: list the chargeback reports and download one, streamed or through a
@@ -35,16 +35,6 @@ function queryOf(request: HttpRequest, names: readonly string[]): Record<string,
     if (value !== null && value !== '') out[name] = value;
   }
   return out;
-}
-
-function validated<T>(schema: z.ZodType<T>, value: unknown): T {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const param = issue?.path.join('.') || null;
-    throw badRequest(`${param ? `'${param}' ` : ''}${issue?.message ?? 'is invalid'}`, param);
-  }
-  return parsed.data;
 }
 
 async function financeServices(request: HttpRequest) {

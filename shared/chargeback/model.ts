@@ -131,6 +131,25 @@ export type UsageRow = Pick<
 >;
 
 /**
+ * The key a day's usage is summed by: day × department × subscription × app × deployment × model
+ * × API × meter × price. `department` is the one charged (a report may map the app elsewhere).
+ */
+export function usageRowKey(row: UsageRow, department: string = row.department): string {
+  return [
+    row.day,
+    department,
+    row.subscriptionId,
+    row.appId,
+    row.deployment,
+    row.model,
+    row.api,
+    row.meter,
+    row.priceId ?? '',
+    row.unitPrice,
+  ].join('\u0000');
+}
+
+/**
  * A day's usage roll-up in Cosmos DB: the day's priced window rows summed per department ×
  * subscription × app × deployment × model × API × meter × price. Reports read these, so a month's
  * report reads days × keys documents, never every window's rows.

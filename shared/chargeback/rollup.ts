@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { usagePartitionKey } from '../contracts/storage';
 import type { DailyUsage, UsageAggregate } from './model';
+import { usageRowKey } from './model';
 import { money } from './money';
 
 /**
@@ -12,18 +13,7 @@ export function rollUpDay(rows: readonly UsageAggregate[]): DailyUsage[] {
   const byKey = new Map<string, DailyUsage>();
   for (const row of rows) {
     if (row.pricePending) throw new Error(`row ${row.id} is not priced yet`);
-    const key = [
-      row.day,
-      row.department,
-      row.subscriptionId,
-      row.appId,
-      row.deployment,
-      row.model,
-      row.api,
-      row.meter,
-      row.priceId ?? '',
-      row.unitPrice,
-    ].join('\u0000');
+    const key = usageRowKey(row);
     const existing = byKey.get(key);
     if (existing) {
       existing.quantity = money(existing.quantity).plus(row.quantity).toFixed();

@@ -1,5 +1,6 @@
 import type { ReportPeriod } from '../contracts/report-period';
 import type { ChargebackConfig, UsageRow } from './model';
+import { usageRowKey } from './model';
 import { PRICING_UNITS } from './model';
 import { money } from './money';
 import type { Draft } from './draft';
@@ -21,18 +22,7 @@ export function usageLines(
   for (const row of rows) {
     if (row.day < first || row.day >= end) continue;
     const department = departmentOf.get(row.appId) ?? row.department;
-    const key = [
-      row.day,
-      department,
-      row.subscriptionId,
-      row.appId,
-      row.deployment,
-      row.model,
-      row.api,
-      row.meter,
-      row.priceId ?? '',
-      row.unitPrice,
-    ].join('\u0000');
+    const key = usageRowKey(row, department);
     const existing = usage.get(key);
     if (existing) {
       existing.quantity = money(existing.quantity ?? 0)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { proxyHeaders } from '../../local/gateway';
 import { pcmTone, wavHeader } from '../../local/simulators/audio';
 import type { LocalStack } from '../../local/stack';
-import { startLocalStack } from '../../local/stack';
+import { startTestStack } from '../stack';
 import { GATEWAY_HEADERS } from '../../shared/contracts/gateway-headers';
 
 /**
@@ -13,26 +13,7 @@ import { GATEWAY_HEADERS } from '../../shared/contracts/gateway-headers';
 let stack: LocalStack;
 const lines: string[] = [];
 beforeAll(async () => {
-  // As tests/stack.ts: every dependency a stand-in, on random ports, in memory.
-  for (const name of [
-    'REDIS_URL',
-    'STORAGE_CONNECTION_STRING',
-    'STORAGE_BLOB_URL',
-    'COSMOS_ENDPOINT',
-    'AZURE_OPENAI_ENDPOINT',
-    'SPEECH_ENDPOINT',
-    'SPEECH_REGION',
-  ]) {
-    delete process.env[name];
-  }
-  stack = await startLocalStack({
-    port: 0,
-    persist: false,
-    mode: 'source',
-    timers: 'manual',
-    readSettingsFile: false,
-    requestLog: (line) => lines.push(line),
-  });
+  stack = await startTestStack({ requestLog: (line) => lines.push(line) });
 }, 60_000);
 afterAll(async () => {
   await stack?.stop();
