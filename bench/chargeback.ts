@@ -181,6 +181,8 @@ const MEASURED_WINDOW_OF_DAY = 48;
 /** Events per seeded window: one per department × app × model, so each window commits the same rows. */
 const SEED_APPS = Number(process.env.BENCH_SEED_APPS ?? 3);
 const SEED_MODELS = MODELS.filter((m) => m.deployment === 'gpt-4o');
+/** Measured runs of each kind (the median is reported). */
+const MONTH_END_RUNS = Number(process.env.BENCH_MONTH_END_RUNS ?? 5);
 /** Events in the measured window. */
 const MONTH_END_EVENTS = Number(process.env.BENCH_MONTH_END_EVENTS ?? 20_000);
 
@@ -256,10 +258,12 @@ async function measuredRun(
   store: MemoryAggregateStore,
   month: string,
   day: number,
+  attempt: number,
 ): Promise<{ ms: number; reports: number; documentsRead: number }> {
   const redis = new Redis(process.env.REDIS_URL as string);
   const start = new Date(
-    Date.parse(`${month}-${String(day).padStart(2, '0')}T00:00:00.000Z`) + MEASURED_WINDOW_OF_DAY * WINDOW_MS,
+    Date.parse(`${month}-${String(day).padStart(2, '0')}T00:00:00.000Z`) +
+      (MEASURED_WINDOW_OF_DAY + attempt) * WINDOW_MS,
   );
   const key = usageKeys.events(windowId(start));
   const r = random(7);
@@ -295,15 +299,24 @@ async function monthEndScenario(stack: LocalStack, app: AppServices): Promise<st
   Object.assign(app, { chargeback: () => steps });
   try {
     // Past months (31 days each), so every seeded window is closed: mid-month runs on the 15th of
-    // one, month-end on the 31st of the next, both at 12:00 with the same traffic.
+    // one, month-end on the 31st of the next, both from 12:00, with the same traffic. Both months are
+    // seeded first, then the runs alternate, so both see the same process and heap.
     const [mid, end] = ['2026-07', '2026-08'];
     console.error('seeding half a month of committed windows (2026-07-01..15 12:00)...');
     const midSeed = await seedMonth(store, steps, mid, 15);
-    const midRun = await measuredRun(stack, store, mid, 15);
     console.error('seeding a whole month of committed windows (2026-08-01..31 12:00)...');
     const endSeed = await seedMonth(store, steps, end, 31);
-    const endRun = await measuredRun(stack, store, end, 31);
+    const midRuns: Array<Awaited<ReturnType<typeof measuredRun>>> = [];
+    const endRuns: typeof midRuns = [];
+    for (let attempt = 0; attempt < MONTH_END_RUNS; attempt++) {
+      midRuns.push(await measuredRun(stack, store, mid, 15, attempt));
+      endRuns.push(await measuredRun(stack, store, end, 31, attempt));
+    }
+    const median = (runs: typeof midRuns): (typeof midRuns)[number] =>
+      [...runs].sort((a, b) => a.ms - b.ms)[Math.floor(runs.length / 2)] as (typeof midRuns)[number];
+    const [midRun, endRun] = [median(midRuns), median(endRuns)];
     const ratio = endRun.ms / midRun.ms;
+    const times = (runs: typeof midRuns): string => runs.map((r) => (r.ms / 1000).toFixed(2)).join(', ');
     const row = (
       label: string,
       seed: { windows: number; rows: number },
@@ -312,13 +325,14 @@ async function monthEndScenario(stack: LocalStack, app: AppServices): Promise<st
     ): string =>
       `| ${label} | ${seed.windows.toLocaleString('en-US')} | ${seed.rows.toLocaleString('en-US')} | ${run.documentsRead.toLocaleString('en-US')} | ${(run.ms / 1000).toFixed(2)} s | ${r.toFixed(2)}× |`;
     return [
-      `Month end: one more window of ${MONTH_END_EVENTS.toLocaleString('en-US')} events after a month of windows committed, rolled up and reported (every quarter hour, ${SEED_APPS * DEPARTMENTS.length * SEED_MODELS.length} app × model groups per window); the aggregate store in memory with Cosmos DB's access paths (bench/memory-store.ts), Redis and Blob Storage real.`,
+      `Month end: one more window of ${MONTH_END_EVENTS.toLocaleString('en-US')} events after a month of windows committed, rolled up and reported (every quarter hour, ${SEED_APPS * DEPARTMENTS.length * SEED_MODELS.length} app × model groups per window); the aggregate store in memory with Cosmos DB's access paths (bench/memory-store.ts), Redis and Blob Storage real. Median of ${MONTH_END_RUNS} runs each, alternating.`,
       '',
-      '| run | windows already committed | window rows in the month | documents the run read | time | ratio to mid-month |',
+      '| run | windows already committed | window rows in the month | documents the run read | time (median) | ratio to mid-month |',
       '| --- | --- | --- | --- | --- | --- |',
-      row('mid-month (day 15, 12:00)', midSeed, midRun, 1),
-      row('month end (day 31, 12:00)', endSeed, endRun, ratio),
+      row('mid-month (day 15, from 12:00)', midSeed, midRun, 1),
+      row('month end (day 31, from 12:00)', endSeed, endRun, ratio),
       '',
+      `Every run: mid-month ${times(midRuns)} s; month end ${times(endRuns)} s.`,
       `Target: the month-end run costs at most 2× a mid-month run: ${ratio <= 2 ? 'met' : 'NOT met'}.`,
     ];
   } finally {

@@ -33,7 +33,7 @@ export const CLOUD_PROVIDER = 'Microsoft';
 /** Prefix of the tag keys the chargeback defines (FOCUS: provider-defined tag keys are prefixed). */
 export const TAG_PREFIX = 'chargeback/';
 
-type Row = Record<string, string>;
+export type Row = Record<string, string>;
 type Names = Map<string, { name: string; costCenter?: string }>;
 
 export const REPORT_COLUMNS: ReadonlyArray<{
@@ -387,7 +387,12 @@ function spreadsheetDecimals(row: Row): Row {
  * Excel read the file as UTF-8 (without it, non-ASCII department names come out garbled).
  */
 export function renderCsv(report: ChargebackReport, lines: readonly ReportLine[] = report.lines): string {
-  return stringify(reportRows(report, lines).map(spreadsheetDecimals).map(neutralised), {
+  return csvOf(reportRows(report, lines));
+}
+
+/** The CSV of rows already made by reportRows (report-files.ts makes them once per report). */
+export function csvOf(rows: readonly Row[]): string {
+  return stringify(rows.map(spreadsheetDecimals).map(neutralised), {
     bom: true,
     header: true,
     columns: REPORT_COLUMNS.map((c) => c.name),

@@ -1,4 +1,5 @@
 import type { ChargebackReport } from './model';
+import type { Row } from './render-csv';
 import { reportRows } from './render-csv';
 
 /**
@@ -6,12 +7,21 @@ import { reportRows } from './render-csv';
  * entry and its own rows), so that a department's file never states another's figures.
  */
 export function renderJson(report: ChargebackReport, department?: string): string {
+  const lines =
+    department === undefined ? report.lines : report.lines.filter((l) => l.department === department);
+  return jsonOf(report, department, reportRows(report, lines));
+}
+
+/** The JSON of a report (or a department's part) with its rows already made by reportRows. */
+export function jsonOf(
+  report: ChargebackReport,
+  department: string | undefined,
+  rows: readonly Row[],
+): string {
   const departments =
     department === undefined
       ? report.departments
       : report.departments.filter((d) => d.department === department);
-  const lines =
-    department === undefined ? report.lines : report.lines.filter((l) => l.department === department);
   return `${JSON.stringify(
     {
       period: report.period,
@@ -19,7 +29,7 @@ export function renderJson(report: ChargebackReport, department?: string): strin
       dataThrough: report.dataThrough,
       total: department === undefined ? report.total : (departments[0]?.total ?? '0.00'),
       departments,
-      rows: reportRows(report, lines),
+      rows,
     },
     null,
     2,

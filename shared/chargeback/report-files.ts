@@ -4,9 +4,10 @@ import type { ReportFormat } from '../contracts/report-paths';
 import { DEPARTMENT_REPORT_FORMATS, REPORT_FORMATS, reportPath } from '../contracts/report-paths';
 import type { ChargebackReport } from './model';
 import type { RenderedReportFile } from './ports';
-import { renderCsv } from './render-csv';
+import type { Row } from './render-csv';
+import { csvOf, reportRows } from './render-csv';
 import { renderHtml } from './render-html';
-import { renderJson } from './render-json';
+import { jsonOf } from './render-json';
 
 const CONTENT_TYPES: Record<ReportFormat, string> = {
   csv: 'text/csv; charset=utf-8',
@@ -14,15 +15,18 @@ const CONTENT_TYPES: Record<ReportFormat, string> = {
   html: 'text/html; charset=utf-8',
 };
 
-function render(format: ReportFormat, report: ChargebackReport, department?: string): string {
+/** Renders one file; the rows (the CSV's and the JSON's) are made once per report and shared. */
+function render(
+  format: ReportFormat,
+  report: ChargebackReport,
+  rows: readonly Row[],
+  department: string | undefined,
+): string {
   switch (format) {
     case 'csv':
-      return renderCsv(
-        report,
-        department === undefined ? report.lines : report.lines.filter((l) => l.department === department),
-      );
+      return csvOf(rows);
     case 'json':
-      return renderJson(report, department);
+      return jsonOf(report, department, rows);
     case 'html':
       return renderHtml(report);
   }
@@ -36,8 +40,11 @@ function render(format: ReportFormat, report: ChargebackReport, department?: str
 export function reportFiles(report: ChargebackReport): RenderedReportFile[] {
   const { kind, id } = report.period;
   const common = { kind, period: id, datathrough: report.dataThrough, currency: report.currency };
-  const file = (format: ReportFormat, total: string, department?: string): RenderedReportFile => {
-    const content = render(format, report, department);
+  const rows = reportRows(report);
+  const rowsOf = (department: string): Row[] =>
+    rows.filter((_, i) => report.lines[i]?.department === department);
+  const file = (format: ReportFormat, total: string, department?: string, own = rows): RenderedReportFile => {
+    const content = render(format, report, own, department);
     return {
       kind,
       period: id,
@@ -58,7 +65,8 @@ export function reportFiles(report: ChargebackReport): RenderedReportFile[] {
   const files = REPORT_FORMATS.map((format) => file(format, report.total));
   for (const { department, total } of report.departments) {
     if (!isDepartmentId(department)) continue; // not a safe file name: in the main files only
-    for (const format of DEPARTMENT_REPORT_FORMATS) files.push(file(format, total, department));
+    const own = rowsOf(department);
+    for (const format of DEPARTMENT_REPORT_FORMATS) files.push(file(format, total, department, own));
   }
   return files;
 }
