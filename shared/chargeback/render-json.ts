@@ -1,6 +1,6 @@
 import type { ChargebackReport } from './model';
 import type { Row } from './render-csv';
-import { reportRows } from './render-csv';
+import { FOCUS_VERSION, reportRows } from './render-csv';
 
 /**
  * The report as JSON: the whole report, or one department's part of it (its own total, its own
@@ -26,6 +26,7 @@ export function jsonOf(
     {
       period: report.period,
       currency: report.currency,
+      focusVersion: FOCUS_VERSION,
       dataThrough: report.dataThrough,
       total: department === undefined ? report.total : (departments[0]?.total ?? '0.00'),
       departments,

@@ -5,7 +5,7 @@ import { DEPARTMENT_REPORT_FORMATS, REPORT_FORMATS, reportPath } from '../contra
 import type { ChargebackReport } from './model';
 import type { RenderedReportFile } from './ports';
 import type { Row } from './render-csv';
-import { csvOf, reportRows } from './render-csv';
+import { csvOf, FOCUS_VERSION, reportRows } from './render-csv';
 import { renderHtml } from './render-html';
 import { jsonOf } from './render-json';
 
@@ -58,6 +58,8 @@ export function reportFiles(report: ChargebackReport): RenderedReportFile[] {
         ...common,
         total,
         ...(department !== undefined ? { department } : {}),
+        // The FOCUS version the rows claim (the HTML page is not a FOCUS dataset).
+        ...(format !== 'html' ? { focusversion: FOCUS_VERSION } : {}),
         sha256: createHash('sha256').update(content, 'utf8').digest('hex'),
       },
     };

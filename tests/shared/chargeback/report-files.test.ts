@@ -3,6 +3,7 @@ import type { UsageAggregate } from '../../../shared/chargeback/model';
 import { money, sum } from '../../../shared/chargeback/money';
 import { buildReport } from '../../../shared/chargeback/report';
 import { reportFiles } from '../../../shared/chargeback/report-files';
+import { FOCUS_VERSION } from '../../../shared/chargeback/render-csv';
 import { parsePeriod } from '../../../shared/contracts/report-period';
 import { usageAggregate } from '../../fixtures/usage';
 
@@ -43,6 +44,14 @@ describe("a department's JSON file", () => {
       expect(sum(file.rows.map((r) => money(r.BilledCost))).toFixed(2)).toBe(file.total);
     },
   );
+
+  it('CSV and JSON files name the FOCUS version their rows follow, in the metadata and the JSON', () => {
+    for (const file of files.filter((f) => f.format !== 'html')) {
+      expect(file.metadata.focusversion).toBe(FOCUS_VERSION);
+    }
+    expect(files.find((f) => f.format === 'html')?.metadata.focusversion).toBeUndefined();
+    expect(json('monthly/2026-11/chargeback-2026-11.json')).toMatchObject({ focusVersion: '1.2' });
+  });
 
   it('the whole report still lists every department and the report total', () => {
     const whole = json('monthly/2026-11/chargeback-2026-11.json');
