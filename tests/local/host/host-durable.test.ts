@@ -50,7 +50,8 @@ describe('durable orchestrations', () => {
   });
 
   it('refuses to start a second instance with the id of one still running', async () => {
-    await start('sleeper', null, 'sleepy');
+    // Long enough that the second start always finds it running, even on a loaded machine.
+    await start('sleeper', 2_000, 'sleepy');
     const again = await fetch(`${host.url}/api/orchestrators/sleeper/sleepy`, {
       method: 'POST',
       headers: { 'x-functions-key': keys.functionKey },
@@ -59,7 +60,7 @@ describe('durable orchestrations', () => {
     expect(again.status).toBe(500); // the durable client throws on the host's 409
     const done = await host.durable.waitForCompletion('sleepy');
     expect(done.runtimeStatus).toBe('Completed');
-    expect(done.output as number).toBeGreaterThanOrEqual(100);
+    expect(done.output as number).toBeGreaterThanOrEqual(2_000);
     // Once finished, the id can be reused.
     await start('sleeper', null, 'sleepy');
     expect((await host.durable.waitForCompletion('sleepy')).runtimeStatus).toBe('Completed');
