@@ -204,6 +204,18 @@ describe('allocation', () => {
     expect(report.total).toBe('44.00');
   });
 
+  it('is deterministic when two prices of the same amount apply on one day (lines ordered by price id too)', () => {
+    const twoPrices = [
+      row('a', '1.005', { id: 'p1', priceId: 'list-2025', unitPrice: '2.5' }),
+      row('a', '2.005', { id: 'p2', priceId: 'override-2026', unitPrice: '2.5', windowId: '20260402T1100Z' }),
+      row('a', '3.005', { id: 'p3', priceId: 'list-2025', unitPrice: '2.5', appId: 'other' }),
+    ];
+    const render = (rows: UsageAggregate[]): string =>
+      renderJson(buildReport({ period: month, aggregates: rows, config: base, dataThrough: through }));
+    expect(render([...twoPrices].reverse())).toBe(render(twoPrices));
+    expect(render([twoPrices[1]!, twoPrices[0]!, twoPrices[2]!])).toBe(render(twoPrices));
+  });
+
   it('is deterministic: shuffled input gives the same report and the same bytes', () => {
     const config: ChargebackConfig = {
       ...base,
