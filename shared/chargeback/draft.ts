@@ -21,6 +21,7 @@ export function compareDrafts(a: Draft, b: Draft): number {
     a.api ?? '',
     a.meter ?? '',
     a.unitPrice ?? '',
+    a.priceId ?? '',
   ].join('\u0000');
   const kb = [
     b.chargePeriodStart,
@@ -33,6 +34,7 @@ export function compareDrafts(a: Draft, b: Draft): number {
     b.api ?? '',
     b.meter ?? '',
     b.unitPrice ?? '',
+    b.priceId ?? '',
   ].join('\u0000');
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }

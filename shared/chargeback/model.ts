@@ -288,6 +288,8 @@ export interface ReportLine {
   pricingQuantity?: string;
   pricingUnit?: string;
   unitPrice?: string;
+  /** The price entry applied (usage lines that matched a price). */
+  priceId?: string;
   requests?: number;
   estimatedRequests?: number;
   unpriced?: boolean;

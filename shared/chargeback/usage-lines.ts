@@ -53,7 +53,7 @@ export function usageLines(
       unitPrice: row.unitPrice,
       requests: row.requests,
       estimatedRequests: row.estimatedRequests,
-      ...(row.priceId === null ? { unpriced: true } : {}),
+      ...(row.priceId === null ? { unpriced: true } : { priceId: row.priceId }),
       description: `${row.model} ${row.meter} (${row.deployment})`,
       exact: money(row.cost),
       chargePeriodStart: dayStart,
