@@ -72,9 +72,10 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
   }
 
   async daysToRollUp(): Promise<string[]> {
-    // Across the months' batch partitions: the flag is false only between a commit and its roll-up.
+    // Across the months' batch partitions: the flag is false only between a commit and its roll-up;
+    // a record committed before roll-ups existed has no flag, and its day is rolled up too.
     const pending = await this.query<BatchRecord>(
-      'SELECT * FROM c WHERE c.type = "batch" AND c.rolledUp = false',
+      'SELECT * FROM c WHERE c.type = "batch" AND (NOT IS_DEFINED(c.rolledUp) OR c.rolledUp = false)',
       [],
     );
     return [...new Set(pending.map((b) => b.day))].sort();

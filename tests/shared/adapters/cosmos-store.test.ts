@@ -352,6 +352,15 @@ describe('the roll-up ledger', () => {
   });
 });
 
+describe('daysToRollUp()', () => {
+  it('also finds the day of a batch record committed before roll-ups existed (no flag)', async () => {
+    const legacy = batchOf(new Date('2031-05-06T10:00:00Z'), ['research']);
+    const { rolledUp: _flag, ...record } = legacy.record;
+    await store.commit(legacy.rows, record as BatchRecord);
+    expect(await store.daysToRollUp()).toContain('2031-05-06');
+  });
+});
+
 describe('overrides()', () => {
   it('returns the price documents without system properties, written at their _ts', async () => {
     const tag = randomUUID();
