@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { ActivityFaults } from '../../../local/host/activity-faults';
+import { usageKeys } from '../../../shared/adapters/redis-usage-buffer';
 import type { LocalStack } from '../../../local/stack';
 import { CHARGEBACK_ACTIVITIES } from '../../../functions/chargeback/chargeback-run';
 import { latestAsOf } from '../../../functions/chargeback/runs-post';
@@ -10,7 +12,7 @@ import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
 import { APP_ROLES } from '../../../shared/contracts/roles';
 import { dayOf } from '../../../shared/contracts/report-period';
 import { windowIdAt } from '../../../shared/contracts/window';
-import { gatewayHeaders, startTestStack } from '../../stack';
+import { gatewayHeaders, recordedEvents, startTestStack } from '../../stack';
 
 /**
  * The admin's run-now API on the local host: start a chargeback run that includes the window still
@@ -107,6 +109,74 @@ describe('admin run-now API', () => {
     const open = run.summary?.windows.map((w) => w.windowId) ?? [];
     expect(open.some((id) => id === windowIdAt(before) || id === windowIdAt(now))).toBe(true);
     expect(run.summary?.reports).toContain(`daily/${dayOf(now)}/chargeback-${dayOf(now)}.json`);
+  });
+
+  it('keeps the open window it claimed: a second run adds what arrived since, counting a late duplicate once', async () => {
+    const redis = new Redis(process.env.REDIS_URL as string);
+    try {
+      const chat = async (): Promise<string> => {
+        const requestId = randomUUID();
+        const response = await fetch(
+          `${stack.host.url}/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`,
+          {
+            method: 'POST',
+            headers: {
+              ...gatewayHeaders(stack, requestId, {
+                subscription: 'sub-2',
+                app: 'app-late',
+                department: 'marketing',
+              }),
+              'content-type': 'application/json',
+            },
+            body: JSON.stringify({ messages: [{ role: 'user', content: 'Count me once' }] }),
+          },
+        );
+        expect(response.status).toBe(200);
+        await response.text();
+        return requestId;
+      };
+      const first = await chat();
+      const [recorded] = await recordedEvents(redis, first);
+      if (!recorded) throw new Error('the first request was not recorded');
+      const window = windowIdAt(new Date(recorded.window));
+      const runNow = async (): Promise<RunStatus> => {
+        const started = (await (await start()).json()) as { id: string };
+        const run = await finished(started.id);
+        expect(run.status).toBe('Completed');
+        return run;
+      };
+      const lateRequests = async (): Promise<number> => {
+        const report = JSON.parse(
+          (
+            await (
+              await appServices()
+            )
+              .reportsContainer()
+              .getBlobClient(
+                `daily/${recorded.window.slice(0, 10)}/chargeback-${recorded.window.slice(0, 10)}.json`,
+              )
+              .downloadToBuffer()
+          ).toString(),
+        ) as { rows: Array<Record<string, string>> };
+        return report.rows
+          .filter((r) => r.x_AppId === 'app-late' && r.x_Meter === 'input-tokens')
+          .reduce((n, r) => n + Number(r.x_Requests), 0);
+      };
+
+      await runNow();
+      expect(await lateRequests()).toBe(1);
+      // Claimed before it closed: its raw usage is kept, not released.
+      expect((await redis.keys(usageKeys.pattern)).some((key) => key.includes(`{w:${window}}`))).toBe(true);
+
+      // The spool copy of the same event arrives late (a Redis write that timed out but landed),
+      // and a new request comes in; the next run adopts the open batch.
+      await (await appServices()).spool().write(recorded);
+      await chat();
+      await runNow();
+      expect(await lateRequests()).toBe(2);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('takes an earlier asOf, and refuses one after the end of the current window plus the grace period', async () => {
