@@ -41,6 +41,8 @@ export interface FindInput {
 export interface AggregateInput {
   windowId: string;
   proposedBatch: string;
+  /** The orchestration's clock (ISO), replay-safe: a window claimed before it closed stays open. */
+  now: string;
 }
 export type ReleaseInput = WindowBatch;
 /** A day, YYYY-MM-DD. */
@@ -82,15 +84,18 @@ export const chargebackOrchestrator: OrchestrationHandler = function* (context: 
       call(CHARGEBACK_ACTIVITIES.aggregate, {
         windowId,
         proposedBatch: context.df.instanceId,
+        now: context.df.currentUtcDateTime.toISOString(),
       } satisfies AggregateInput),
     ),
   )) as WindowOutcome[];
 
-  // Committed: the raw data goes now, whatever happens to roll-ups and reports.
-  context.df.setCustomStatus({ phase: 'releasing', windows: outcomes.length });
+  // Committed: the raw data goes now, whatever happens to roll-ups and reports; a window claimed
+  // before it closed (run-now) is kept for the first run after it closes.
+  const final = outcomes.filter((o) => o.final);
+  context.df.setCustomStatus({ phase: 'releasing', windows: final.length });
   yield* all(
     context,
-    outcomes.map((o) =>
+    final.map((o) =>
       call(CHARGEBACK_ACTIVITIES.release, { windowId: o.windowId, batch: o.batch } satisfies ReleaseInput),
     ),
   );
@@ -146,7 +151,9 @@ export const findWindows: ActivityHandler = async (input: FindInput) =>
   (await appServices()).chargeback().findPendingWindows(new Date(input.asOf));
 
 export const aggregateWindow: ActivityHandler = async (input: AggregateInput, context: InvocationContext) =>
-  (await appServices()).chargeback().aggregateWindow(input.windowId, input.proposedBatch, logger(context));
+  (await appServices())
+    .chargeback()
+    .aggregateWindow(input.windowId, input.proposedBatch, logger(context), new Date(input.now));
 
 export const releaseBatch: ActivityHandler = async (batch: ReleaseInput) =>
   (await appServices()).chargeback().releaseBatch(batch);

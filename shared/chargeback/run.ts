@@ -49,6 +49,13 @@ export interface WindowOutcome extends WindowBatch {
   aggregates: number;
   /** Why the rows were committed unpriced (an invalid price override), if they were. */
   pricingProblem?: string;
+  /**
+   * The window had closed, grace period included, when it was claimed: its raw usage may be
+   * released. A window claimed before that (an admin's run-now) stays open: committed and reported,
+   * but kept, so that the first run after it closes adopts its batch, adds what arrived since (an
+   * event counts once however it arrives) and releases it.
+   */
+  final: boolean;
 }
 
 /** A period whose reports are out of date, and the version of the data they will be written from. */
@@ -103,7 +110,13 @@ export class ChargebackSteps {
    * idempotent) and counted, never silently dropped. An invalid price override does not stop the
    * commit: the rows are committed unpriced and priced when their day is rolled up.
    */
-  async aggregateWindow(windowId: string, proposedBatch: string, log: StepLogger): Promise<WindowOutcome> {
+  async aggregateWindow(
+    windowId: string,
+    proposedBatch: string,
+    log: StepLogger,
+    /** The run's clock (replay-safe): decides whether the window is final. */
+    now: Date,
+  ): Promise<WindowOutcome> {
     const { buffer, store } = this.deps;
     const start = parseWindowId(windowId);
     const batch = await buffer.claim(windowId, proposedBatch);
@@ -148,6 +161,7 @@ export class ChargebackSteps {
       invalidEvents: record.invalidEvents,
       aggregates: rows.length,
       ...(pricingProblem !== undefined ? { pricingProblem } : {}),
+      final: windowEnd(start).getTime() + this.deps.graceMs <= now.getTime(),
     };
   }
 
@@ -168,7 +182,13 @@ export class ChargebackSteps {
   async rollUpDay(day: string): Promise<DayRecord> {
     const { store } = this.deps;
     const month = day.slice(0, 7);
-    const [rows, batches] = await Promise.all([store.usage({ month, day }), store.batches(month, day)]);
+    // The batches first, then only their rows: a batch committed in between waits for the next
+    // roll-up (its record is not marked), rather than being marked without its rows.
+    const batches = await store.batches(month, day);
+    const included = new Set(batches.map((b) => `${b.windowId}|${b.batch}`));
+    const rows = (await store.usage({ month, day })).filter((row) =>
+      included.has(`${row.windowId}|${row.batch}`),
+    );
     const pending = rows.filter((row) => row.pricePending);
     let priced = rows;
     if (pending.length > 0) {
@@ -183,7 +203,8 @@ export class ChargebackSteps {
       type: 'day',
       day,
       month,
-      version: versionOf(batches.map((b) => b.id)),
+      // A batch that gains events (an open window adopted again) changes the version too.
+      version: versionOf(batches.map((b) => `${b.id}:${b.events}:${b.aggregates}`)),
       batches: batches.length,
       dataThrough: batches.reduce(
         (latest, b) => (b.windowEnd > latest ? b.windowEnd : latest),

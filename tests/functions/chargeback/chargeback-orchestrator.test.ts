@@ -70,7 +70,7 @@ interface Episode {
   error?: string;
 }
 
-type OutcomeFixture = Omit<WindowOutcome, 'batch'> & { batch?: string };
+type OutcomeFixture = Omit<WindowOutcome, 'batch' | 'final'> & { batch?: string; final?: boolean };
 
 interface Scenario {
   /** What find returns, in its order. */
@@ -198,7 +198,7 @@ class Harness {
       if (
         fail &&
         fail.activity === activity &&
-        (fail.input === undefined || JSON.stringify(fail.input) === JSON.stringify(input)) &&
+        (fail.input === undefined || matches(input, fail.input)) &&
         attempt <= fail.times
       ) {
         throw new Error(`${activity} unavailable (attempt ${attempt})`);
@@ -220,7 +220,11 @@ class Harness {
         const { windowId, proposedBatch } = input as { windowId: string; proposedBatch: string };
         const fixture = this.scenario.outcomes.find((o) => o.windowId === windowId);
         if (!fixture) throw new Error(`no fixture for window ${windowId}`);
-        return { ...fixture, batch: fixture.batch ?? proposedBatch } satisfies WindowOutcome;
+        return {
+          ...fixture,
+          final: fixture.final ?? true,
+          batch: fixture.batch ?? proposedBatch,
+        } satisfies WindowOutcome;
       }
       case RELEASE:
         return undefined;
@@ -254,6 +258,15 @@ class Harness {
       }
     }
   }
+}
+
+/** Whether an activity's input has every field of `expected` (a primitive: is equal to it). */
+function matches(input: unknown, expected: unknown): boolean {
+  if (typeof expected !== 'object' || expected === null)
+    return JSON.stringify(input) === JSON.stringify(expected);
+  return Object.entries(expected).every(
+    ([k, v]) => JSON.stringify((input as Record<string, unknown>)[k]) === JSON.stringify(v),
+  );
 }
 
 /** The ledger's answer: the months, then the days, of the scenario's windows. */
@@ -374,8 +387,8 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
     // Phases in order, each activity once per item, with the inputs the orchestrator is meant to pass.
     expect(h.calls(FIND)).toEqual([{ asOf: START.toISOString() }]);
     expect(h.calls(AGGREGATE)).toEqual([
-      { windowId: '20260315T2345Z', proposedBatch: INSTANCE },
-      { windowId: '20260314T1000Z', proposedBatch: INSTANCE },
+      { windowId: '20260315T2345Z', proposedBatch: INSTANCE, now: START.toISOString() },
+      { windowId: '20260314T1000Z', proposedBatch: INSTANCE, now: START.toISOString() },
     ]);
     expect(h.calls(ROLL_UP)).toEqual(['2026-03-14', '2026-03-15']);
     expect(h.calls(REPORT)).toEqual([due('2026-03'), due('2026-03-14'), due('2026-03-15')]);
@@ -535,7 +548,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
           (e) =>
             e.step === 'start' &&
             e.activity === fail.activity &&
-            (fail.input === undefined || JSON.stringify(e.input) === JSON.stringify(fail.input)),
+            (fail.input === undefined || matches(e.input, fail.input)),
         );
         expect(attempts.map((e) => e.attempt)).toEqual(
           Array.from({ length: fail.times + 1 }, (_, i) => i + 1),
@@ -596,6 +609,23 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       ).toHaveLength(5);
       expect(h.calls(REPORT)).toEqual([]);
       expect(h.calls(RELEASE)).toEqual([]);
+    });
+  });
+
+  describe('a window claimed before it closed (run-now)', () => {
+    it('is aggregated, rolled up and reported, but not released: the first run after it closes releases it', async () => {
+      const [open, closed] = TWO_DAYS.outcomes as [OutcomeFixture, OutcomeFixture];
+      const h = harness({ ...TWO_DAYS, outcomes: [{ ...open, final: false }, closed] });
+      const final = await h.run();
+
+      expect(final.runtimeStatus).toBe('Completed');
+      expect(h.calls(AGGREGATE)).toHaveLength(2);
+      expect(h.calls(RELEASE)).toEqual([{ windowId: '20260314T1000Z', batch: EARLIER_BATCH }]);
+      expect(h.calls(ROLL_UP)).toEqual(['2026-03-14', '2026-03-15']);
+      expect((final.output as ChargebackRunSummary).windows.map((w) => w.windowId)).toEqual([
+        '20260315T2345Z',
+        '20260314T1000Z',
+      ]);
     });
   });
 
