@@ -51,6 +51,7 @@ export class MemoryAggregateStore implements AggregateStore {
   }
 
   writeRollUp(rows: DailyUsage[], record: DayRecord, batches: readonly BatchRecord[]): Promise<void> {
+    this.#daily.delete(record.day);
     for (const row of rows) this.#put(this.#daily, row.day, row);
     this.#days.set(record.id, structuredClone(record));
     for (const batch of batches) this.#put(this.#batches, batch.month, { ...batch, rolledUp: true });

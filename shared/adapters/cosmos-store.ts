@@ -82,7 +82,14 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
   }
 
   async writeRollUp(rows: DailyUsage[], record: DayRecord, batches: readonly BatchRecord[]): Promise<void> {
+    // The day's roll-up is replaced as a whole: a key the new one no longer has (a row priced
+    // differently since) must not stay beside it.
+    const previous = await this.rows<DailyUsage>('daily', { month: record.month, day: record.day });
     await this.upsertAll(rows);
+    const kept = new Set(rows.map((row) => row.id));
+    for (const stale of previous.filter((doc) => !kept.has(doc.id))) {
+      await this.#usage.item(stale.id, stale.pk).delete();
+    }
     await this.#usage.items.upsert(record);
     await this.upsertAll(batches.map((batch) => ({ ...batch, rolledUp: true })));
   }

@@ -339,6 +339,13 @@ describe('the roll-up ledger', () => {
     expect(await store.days('2031-02')).toEqual([record]);
     expect(byId(await store.daily({ month: '2031-02', day }))).toEqual(byId(daily));
 
+    // Rolled up again without one of its keys: the stale document goes.
+    const [dropped, ...rest] = daily;
+    await store.writeRollUp(rest, record, batches);
+    const after = await store.daily({ month: '2031-02', day });
+    expect(after.map((d) => d.id).sort()).toEqual(rest.map((d) => d.id).sort());
+    expect(after.map((d) => d.id)).not.toContain(dropped?.id);
+
     const receipt = {
       id: `receipt|${day}`,
       pk: LEDGER_PARTITION_KEY,
