@@ -15,7 +15,8 @@ import type { ReportKind } from '../contracts/report-period';
  * Reports in Blob Storage (paths in contracts/report-paths.ts). Each file is written with a single
  * Put Blob, which Blob Storage commits atomically: a reader sees the old content or the new, never
  * a half-written file. A file whose content is unchanged (same SHA-256 in its metadata) is not
- * rewritten. The container comes from the deployment (or the local stack).
+ * rewritten; a department file the report no longer has is deleted. The container comes from the
+ * deployment (or the local stack).
  */
 export class BlobReportStore implements ReportStore {
   constructor(private readonly container: ContainerClient) {}
@@ -41,7 +42,26 @@ export class BlobReportStore implements ReportStore {
         });
       }),
     );
+    await this.removeStaleDepartmentFiles(files);
     return files.map((f) => f.path);
+  }
+
+  /**
+   * A report's department files are its departments' only: a department the report no longer lists
+   * (usage remapped to another department, or no longer configured) keeps no file with old figures.
+   */
+  private async removeStaleDepartmentFiles(files: readonly RenderedReportFile[]): Promise<void> {
+    const written = new Set(files.map((f) => f.path));
+    const folders = new Set(
+      files
+        .filter((f) => f.department !== undefined)
+        .map((f) => f.path.slice(0, f.path.lastIndexOf('/') + 1)),
+    );
+    for (const prefix of folders) {
+      for await (const blob of this.container.listBlobsFlat({ prefix })) {
+        if (!written.has(blob.name)) await this.container.deleteBlob(blob.name);
+      }
+    }
   }
 }
 

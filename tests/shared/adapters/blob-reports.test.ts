@@ -226,6 +226,38 @@ describe('BlobReportStore.write()', () => {
     }
   });
 
+  it('deletes the files of a department the report no longer lists, and only those', async () => {
+    const month = freshMonth();
+    const period = monthOf(month);
+    await store.write(
+      reportFiles(
+        reportOf(period, month, [
+          ['research', 1_000_000],
+          ['ghost', 2_000_000],
+        ]),
+      ),
+    );
+    const departmentsOf = async (): Promise<string[]> => {
+      const names: string[] = [];
+      for await (const blob of reports.listBlobsFlat({ prefix: `monthly/${period}/departments/` }))
+        names.push(blob.name);
+      return names.sort();
+    };
+    expect(await departmentsOf()).toContain(`monthly/${period}/departments/ghost.csv`);
+
+    // The ghost department's usage is now charged elsewhere: its files go, the others stay.
+    const again = reportFiles(reportOf(period, month, [['research', 3_000_000]]));
+    await store.write(again);
+    expect(await departmentsOf()).toEqual(
+      again
+        .filter((f) => f.department !== undefined)
+        .map((f) => f.path)
+        .sort(),
+    );
+    expect(await departmentsOf()).not.toContain(`monthly/${period}/departments/ghost.csv`);
+    expect(await reports.getBlobClient(`monthly/${period}/chargeback-${period}.csv`).exists()).toBe(true);
+  });
+
   it('rewrites a file whose stored copy lacks the hash (e.g. written by hand)', async () => {
     const month = freshMonth();
     const files = reportFiles(reportOf(monthOf(month), month, [['research', 1_000_000]]));
