@@ -217,19 +217,31 @@ export class ChargebackSteps {
 
   /**
    * The periods whose reports are out of date: every day whose roll-up changed since its reports
-   * were written, and every month with such a day (a month's version is its days' versions). Months
-   * first, then days, each in order. Reports that could not be written stay due until they are.
+   * were written, and every month with such a day (a month's version is its days' versions). In
+   * the latest month with data (the open one), a report is also out of date when the configuration
+   * changed since it was written, so that a month and its days always follow one configuration;
+   * earlier months are closed: they keep the figures they were written with unless their data
+   * changes. Months first, then days, each in order. Reports that could not be written stay due
+   * until they are.
    */
   async reportsDue(): Promise<ReportDue[]> {
     const [days, receipts] = await Promise.all([this.deps.store.days(), this.deps.store.receipts()]);
     const written = new Map(receipts.map((r) => [r.period, r.version]));
+    const open = days.reduce((latest, d) => (d.month > latest ? d.month : latest), '');
+    const config = this.deps.config.ok ? versionOf([JSON.stringify(this.deps.config.config)]) : 'invalid';
+    const versioned = (month: string, version: string): string =>
+      month === open ? versionOf([version, `config:${config}`]) : version;
     const months = new Map<string, string[]>();
     for (const d of days) months.set(d.month, [...(months.get(d.month) ?? []), `${d.day}:${d.version}`]);
     const due = (period: string, version: string): ReportDue[] =>
       written.get(period) === version ? [] : [{ period, version }];
     return [
-      ...[...months.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([m, v]) => due(m, versionOf(v))),
-      ...[...days].sort((a, b) => (a.day < b.day ? -1 : 1)).flatMap((d) => due(d.day, d.version)),
+      ...[...months.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .flatMap(([m, v]) => due(m, versioned(m, versionOf(v)))),
+      ...[...days]
+        .sort((a, b) => (a.day < b.day ? -1 : 1))
+        .flatMap((d) => due(d.day, versioned(d.month, d.version))),
     ];
   }
 

@@ -169,4 +169,27 @@ describe('a run waiting for an admin', () => {
     ) as { departments: Array<{ department: string; usage: string }> };
     expect(day.departments.find((d) => d.department === 'research')?.usage).toBe('10.00');
   });
+
+  it('a configuration change rewrites the open month and its days, and leaves closed months as written', async () => {
+    // April and May have reports written with the default configuration; May is the open month.
+    process.env.CHARGEBACK_CONFIG = JSON.stringify({ ...DEFAULT_CHARGEBACK_CONFIG, markupPercent: '10' });
+    await closeAppServices();
+    await connect();
+    const run1 = await run();
+    expect(run1.output.windows).toEqual([]);
+    expect(run1.output.reports).toEqual(
+      expect.arrayContaining([
+        'monthly/2026-05/chargeback-2026-05.json',
+        'daily/2026-05-12/chargeback-2026-05-12.json',
+      ]),
+    );
+    expect(run1.output.reports.filter((p) => p.includes('2026-04'))).toEqual([]);
+    const may = JSON.parse(
+      (await reports.getBlobClient('monthly/2026-05/chargeback-2026-05.json').downloadToBuffer()).toString(),
+    ) as { departments: Array<{ department: string; markup: string }> };
+    expect(may.departments.find((d) => d.department === 'research')?.markup).not.toBe('0.00');
+
+    // Written once: the next run has nothing due.
+    expect((await run()).output.reports).toEqual([]);
+  });
 });
