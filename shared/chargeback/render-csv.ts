@@ -246,7 +246,8 @@ export const REPORT_COLUMNS: ReadonlyArray<{
   },
   {
     name: 'x_Unpriced',
-    description: 'true when no price matched the model (cost 0, to be priced).',
+    description:
+      'true when no price matched the model: cost 0, and a price added later applies from when it is added, not to this line.',
     value: (l) => (l.unpriced ? 'true' : ''),
   },
   {
