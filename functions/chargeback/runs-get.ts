@@ -40,6 +40,12 @@ export async function runStatusHandler(
       lastUpdatedTime: new Date(status.lastUpdatedTime).toISOString(),
       progress: status.customStatus ?? null,
       summary: status.runtimeStatus === df.OrchestrationRuntimeStatus.Completed ? status.output : null,
+      // A failure's own message may name internal hosts: it stays in the logs, under the run's id.
+      ...(status.runtimeStatus === df.OrchestrationRuntimeStatus.Failed
+        ? {
+            error: `The run failed after its retries; the error is in the function app's logs under run id ${id}. Nothing committed is lost: the next run picks up what this one left.`,
+          }
+        : {}),
     },
   };
 }
