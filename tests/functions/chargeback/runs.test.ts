@@ -57,6 +57,22 @@ async function errorOf(response: Response): Promise<{ status: number; code: stri
   return { status: response.status, ...body.error };
 }
 
+/** A chat completion through the proxy, as APIM forwards one; returns its request id once served. */
+async function chat(caller: { subscription: string; app: string; department: string }): Promise<string> {
+  const requestId = randomUUID();
+  const response = await fetch(
+    `${stack.host.url}/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`,
+    {
+      method: 'POST',
+      headers: { ...gatewayHeaders(stack, requestId, caller), 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Hello there' }] }),
+    },
+  );
+  expect(response.status).toBe(200);
+  await response.text();
+  return requestId;
+}
+
 interface RunStatus {
   id: string;
   status: string;
@@ -76,22 +92,7 @@ async function finished(id: string): Promise<RunStatus> {
 describe('admin run-now API', () => {
   it('runs the chargeback now, including the window still open, and reports its traffic', async () => {
     const before = new Date();
-    const chat = await fetch(
-      `${stack.host.url}/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`,
-      {
-        method: 'POST',
-        headers: {
-          ...gatewayHeaders(stack, randomUUID(), {
-            subscription: 'sub-1',
-            app: 'app-1',
-            department: 'research',
-          }),
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({ messages: [{ role: 'user', content: 'Hello there' }] }),
-      },
-    );
-    expect(chat.status).toBe(200);
+    await chat({ subscription: 'sub-1', app: 'app-1', department: 'research' });
     const now = new Date();
 
     const response = await start();
@@ -114,28 +115,8 @@ describe('admin run-now API', () => {
   it('keeps the open window it claimed: a second run adds what arrived since, counting a late duplicate once', async () => {
     const redis = new Redis(process.env.REDIS_URL as string);
     try {
-      const chat = async (): Promise<string> => {
-        const requestId = randomUUID();
-        const response = await fetch(
-          `${stack.host.url}/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`,
-          {
-            method: 'POST',
-            headers: {
-              ...gatewayHeaders(stack, requestId, {
-                subscription: 'sub-2',
-                app: 'app-late',
-                department: 'marketing',
-              }),
-              'content-type': 'application/json',
-            },
-            body: JSON.stringify({ messages: [{ role: 'user', content: 'Count me once' }] }),
-          },
-        );
-        expect(response.status).toBe(200);
-        await response.text();
-        return requestId;
-      };
-      const first = await chat();
+      const late = { subscription: 'sub-2', app: 'app-late', department: 'marketing' };
+      const first = await chat(late);
       const [recorded] = await recordedEvents(redis, first);
       if (!recorded) throw new Error('the first request was not recorded');
       const window = windowIdAt(new Date(recorded.window));
@@ -171,7 +152,7 @@ describe('admin run-now API', () => {
       // The spool copy of the same event arrives late (a Redis write that timed out but landed),
       // and a new request comes in; the next run adopts the open batch.
       await (await appServices()).spool().write(recorded);
-      await chat();
+      await chat(late);
       await runNow();
       expect(await lateRequests()).toBe(2);
     } finally {
