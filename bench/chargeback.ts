@@ -16,9 +16,8 @@ import { appServices } from '../shared/config/composition';
 import { COSMOS_CONTAINERS } from '../shared/contracts/storage';
 import type { ChargebackRunSummary } from '../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../shared/chargeback/run';
-import { batchRecordKeys, WindowAggregator } from '../shared/chargeback/aggregate';
+import { WindowAggregator } from '../shared/chargeback/aggregate';
 import { DEFAULT_PRICES, PriceTable } from '../shared/chargeback/prices';
-import type { BatchRecord } from '../shared/chargeback/ports';
 import { ChargebackSteps } from '../shared/chargeback/run';
 import { BlobQuarantine, BlobReportStore } from '../shared/adapters/blob-reports';
 import { RedisUsageBuffer } from '../shared/adapters/redis-usage-buffer';
@@ -27,7 +26,7 @@ import { MemoryAggregateStore } from './memory-store';
 import type { AppServices } from '../shared/config/composition';
 import type { LocalStack } from '../local/stack';
 import type { UsageEvent } from '../shared/contracts/usage-event';
-import { WINDOW_MS, windowEnd, windowId, windowStart } from '../shared/contracts/window';
+import { WINDOW_MS, windowId, windowStart } from '../shared/contracts/window';
 import { startLocalStack } from '../local/stack';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -227,20 +226,7 @@ async function seedMonth(
         }
       }
       const committed = aggregator.aggregates();
-      const record: BatchRecord = {
-        ...batchRecordKeys(batch, month),
-        type: 'batch',
-        windowId: batch.windowId,
-        batch: batch.batch,
-        windowStart: start.toISOString(),
-        windowEnd: windowEnd(start).toISOString(),
-        month,
-        day: start.toISOString().slice(0, 10),
-        events: aggregator.events,
-        invalidEvents: 0,
-        aggregates: committed.length,
-        rolledUp: false,
-      };
+      const record = aggregator.batchRecord(committed.length);
       rows += committed.length;
       windows++;
       await store.commit(committed, record);

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type Decimal from 'decimal.js';
+import { dayOf, monthOf } from '../contracts/report-period';
 import { batchPartitionKey, usagePartitionKey } from '../contracts/storage';
 import type { UsageApi, UsageEvent } from '../contracts/usage-event';
 import { usageEventSchema } from '../contracts/usage-event';
 import { parseWindowId, windowEnd } from '../contracts/window';
 import type { Meter, PriceEntry, UsageAggregate } from './model';
 import { CURRENCY, PRICING_UNITS, primaryMeter } from './model';
-import type { WindowBatch } from './ports';
+import type { BatchRecord, WindowBatch } from './ports';
 
 import { Money } from './money';
 
@@ -118,6 +119,25 @@ export class WindowAggregator {
       if (event.estimated) count.estimated++;
       group.requests.set(meter, count);
     }
+  }
+
+  /** The commit marker of this batch, for `rows` rows: written after them, not yet rolled up. */
+  batchRecord(rows: number): BatchRecord {
+    const start = this.#start;
+    return {
+      ...batchRecordKeys(this.window, monthOf(start)),
+      type: 'batch',
+      windowId: this.window.windowId,
+      batch: this.window.batch,
+      windowStart: start.toISOString(),
+      windowEnd: windowEnd(start).toISOString(),
+      month: monthOf(start),
+      day: dayOf(start),
+      events: this.events,
+      invalidEvents: this.invalid.length,
+      aggregates: rows,
+      rolledUp: false,
+    };
   }
 
   /** The priced rows, sorted by id (deterministic whatever order the events came in). */

@@ -1,4 +1,4 @@
-import { dayOf, monthOf, parsePeriod } from '../contracts/report-period';
+import { monthOf, parsePeriod } from '../contracts/report-period';
 import type { ReportPeriod } from '../contracts/report-period';
 import { LEDGER_PARTITION_KEY } from '../contracts/storage';
 import { parseWindowId, windowEnd, windowIdAt } from '../contracts/window';
@@ -6,7 +6,6 @@ import { parseWindowId, windowEnd, windowIdAt } from '../contracts/window';
 import type { ChargebackConfigState } from './model';
 import type {
   AggregateStore,
-  BatchRecord,
   DayRecord,
   PriceSource,
   Quarantine,
@@ -16,7 +15,7 @@ import type {
   WindowBatch,
 } from './ports';
 import type { PriceLookup } from './aggregate';
-import { batchRecordKeys, priceRow, WindowAggregator } from './aggregate';
+import { priceRow, WindowAggregator } from './aggregate';
 import { priceTableWith } from './prices';
 import { buildReport } from './report';
 import { reportFiles } from './report-files';
@@ -138,20 +137,7 @@ export class ChargebackSteps {
       );
     }
     const rows = aggregator.aggregates();
-    const record: BatchRecord = {
-      ...batchRecordKeys(batch, monthOf(start)),
-      type: 'batch',
-      windowId,
-      batch: batch.batch,
-      windowStart: start.toISOString(),
-      windowEnd: windowEnd(start).toISOString(),
-      month: monthOf(start),
-      day: dayOf(start),
-      events: aggregator.events,
-      invalidEvents: aggregator.invalid.length,
-      aggregates: rows.length,
-      rolledUp: false,
-    };
+    const record = aggregator.batchRecord(rows.length);
     await store.commit(rows, record);
     return {
       ...batch,

@@ -4,7 +4,7 @@ import type { CosmosServer } from '../../../local/services/cosmos';
 import { createLocalCosmosClient, startCosmos } from '../../../local/services/cosmos';
 import { provisionCosmos } from '../../../local/services/provision';
 import { CosmosChargebackStore } from '../../../shared/adapters/cosmos-store';
-import { batchRecordKeys, WindowAggregator } from '../../../shared/chargeback/aggregate';
+import { WindowAggregator } from '../../../shared/chargeback/aggregate';
 import type { PriceEntry, UsageAggregate } from '../../../shared/chargeback/model';
 import type { BatchRecord, DayRecord, WindowBatch } from '../../../shared/chargeback/ports';
 import { rollUpDay } from '../../../shared/chargeback/rollup';
@@ -17,7 +17,7 @@ import {
   usagePartitionKey,
 } from '../../../shared/contracts/storage';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
-import { parseWindowId, WINDOW_MS, windowEnd, windowId, windowStart } from '../../../shared/contracts/window';
+import { WINDOW_MS, windowId, windowStart } from '../../../shared/contracts/window';
 import { usageEvent as anEvent } from '../../fixtures/usage';
 
 /** CosmosChargebackStore against the Cosmos DB emulator, provisioned as the local stack does. */
@@ -85,21 +85,7 @@ function batchOf(
   const aggregator = new WindowAggregator(windowBatch, (model, meter) => ({ ...PRICE, model, meter }));
   for (const department of departments) aggregator.add(JSON.stringify(usageEvent(window, department)));
   const rows = aggregator.aggregates();
-  const start = parseWindowId(windowBatch.windowId);
-  const record: BatchRecord = {
-    ...batchRecordKeys(windowBatch, monthOf(start)),
-    type: 'batch',
-    windowId: windowBatch.windowId,
-    batch,
-    windowStart: start.toISOString(),
-    windowEnd: windowEnd(start).toISOString(),
-    month: monthOf(start),
-    day: dayOf(start),
-    events: aggregator.events,
-    invalidEvents: aggregator.invalid.length,
-    aggregates: rows.length,
-    rolledUp: false,
-  };
+  const record = aggregator.batchRecord(rows.length);
   return { rows, record, windowBatch };
 }
 
