@@ -7,6 +7,7 @@ import { correlationIdOf } from '../shared/metering/attribution';
 /** Maps any error to the Azure OpenAI error shape, once; unexpected errors are logged, not leaked. */
 export function errorResponse(error: unknown, context: InvocationContext): HttpResponseInit {
   if (error instanceof ApiError) {
+    if (error.detail !== undefined) context.warn(`${error.status} ${error.code}: ${error.detail}`);
     return {
       status: error.status,
       jsonBody: error.toBody(),

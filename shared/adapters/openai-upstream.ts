@@ -39,7 +39,14 @@ export class UndiciOpenAiUpstream implements OpenAiUpstream {
       throw error instanceof undiciErrors.HeadersTimeoutError ||
         error instanceof undiciErrors.ConnectTimeoutError
         ? new ApiError(504, 'GatewayTimeout', `Azure OpenAI did not answer within ${timeoutMs} ms.`)
-        : new ApiError(502, 'BadGateway', `Azure OpenAI could not be reached: ${(error as Error).message}`);
+        : new ApiError(
+            502,
+            'BadGateway',
+            'Azure OpenAI could not be reached.',
+            null,
+            {},
+            (error as Error).message,
+          );
     }
     const responseBody = response.body;
     return {

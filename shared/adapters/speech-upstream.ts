@@ -58,7 +58,10 @@ export class SdkSpeechUpstream implements SpeechUpstream {
         throw new ApiError(
           502,
           'UpstreamError',
-          `Azure Speech cancelled the recognition: ${details.errorDetails}`,
+          'Azure Speech cancelled the recognition.',
+          null,
+          {},
+          details.errorDetails,
         );
       }
       const json = result.properties.getProperty(sdk.PropertyId.SpeechServiceResponse_JsonResult);
@@ -85,10 +88,16 @@ export class SdkSpeechUpstream implements SpeechUpstream {
     });
     const text = await response.body.text();
     if (response.statusCode !== 200) {
+      // The service's own credential failing (401/403) or the service failing is not the caller's
+      // doing: a 502. A caller's own error (400, 429...) keeps its status.
+      const own = response.statusCode === 401 || response.statusCode === 403 || response.statusCode >= 500;
       throw new ApiError(
-        response.statusCode >= 500 ? 502 : response.statusCode,
+        own ? 502 : response.statusCode,
         'UpstreamError',
-        `Azure Speech answered ${response.statusCode}: ${text}`,
+        `Azure Speech answered ${response.statusCode}.`,
+        null,
+        {},
+        text,
       );
     }
     return JSON.parse(text) as Record<string, unknown>;
@@ -106,7 +115,10 @@ export class SdkSpeechUpstream implements SpeechUpstream {
         throw new ApiError(
           502,
           'UpstreamError',
-          `Azure Speech did not synthesize the text: ${result.errorDetails}`,
+          'Azure Speech did not synthesize the text.',
+          null,
+          {},
+          result.errorDetails,
         );
       }
       return Buffer.from(result.audioData);

@@ -31,6 +31,11 @@ export class ApiError extends Error {
     readonly param: string | null = null,
     /** Headers the answer must carry, e.g. `retry-after`. */
     readonly headers: Record<string, string> = {},
+    /**
+     * What went wrong inside (an upstream's own message, which may name internal hosts): logged by
+     * the function, never put in the answer.
+     */
+    readonly detail?: string,
   ) {
     super(message);
     this.name = 'ApiError';
