@@ -139,6 +139,22 @@ describe('speech-to-text through the proxy', () => {
     expect(await recordedEvents(redis, id)).toEqual([]);
   });
 
+  it.each([
+    ['an oversized language', `en-${'Abcdefgh-'.repeat(40)}US`],
+    ['a language with too many subtags', 'en-Latn-US-abcd-efgh'],
+  ])('refuses %s before calling anything, and records nothing', async (_name, language) => {
+    const id = randomUUID();
+    const res = await fetch(
+      `${stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1?language=${encodeURIComponent(language)}`,
+      { method: 'POST', headers: headers(id, 'audio/wav'), body: wav(1) },
+    );
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { param: string; message: string } };
+    expect(body.error.param).toBe('language');
+    expect(body.error.message.length).toBeLessThan(200);
+    expect(await recordedEvent(redis, id)).toBeUndefined();
+  });
+
   it('requires the language', async () => {
     const res = await fetch(`${stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1`, {
       method: 'POST',
@@ -205,6 +221,21 @@ describe('text-to-speech through the proxy', () => {
     });
     expect(res.status).toBe(status);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
+  });
+
+  it('rejects an oversized voice without echoing it back, and records nothing', async () => {
+    const id = randomUUID();
+    const voice = `en-US-${'J'.repeat(500)}Neural`;
+    const res = await fetch(`${stack.host.url}/api/cognitiveservices/v1?voice=${encodeURIComponent(voice)}`, {
+      method: 'POST',
+      headers: headers(id, 'text/plain'),
+      body: 'hello',
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { param: string; message: string } };
+    expect(body.error).toMatchObject({ param: 'voice' });
+    expect(body.error.message).not.toContain('JJJJ');
+    expect(await recordedEvent(redis, id)).toBeUndefined();
   });
 });
 
