@@ -106,13 +106,23 @@ export interface RecognitionRequest {
   format: string | null;
 }
 
+/** A language tag: language, then at most three subtags (script, region, variant). */
+const LANGUAGE_TAG = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$/;
+/** A neural voice name: locale, then a name of at most 48 characters ending in Neural. */
+const NEURAL_VOICE = /^[a-z]{2,3}-[A-Za-z]{2,4}-[A-Za-z0-9]{1,48}Neural$/;
+
 export async function recognizeShortAudio(
   request: RecognitionRequest,
   context: SpeechCallContext,
 ): Promise<SpeechResult> {
   const language = request.language ?? '';
-  if (!/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(language)) {
-    throw badRequest("The 'language' query parameter is required, e.g. language=en-US.", 'language');
+  // A BCP 47 tag as Azure Speech takes them (e.g. en-US, zh-Hans-CN, sr-Latn-RS): it becomes part
+  // of the recorded deployment name, so it is bounded.
+  if (!LANGUAGE_TAG.test(language)) {
+    throw badRequest(
+      "The 'language' query parameter is required: a language tag such as en-US (at most 3 subtags after the language).",
+      'language',
+    );
   }
   const format = request.format ?? 'simple';
   if (format !== 'simple' && format !== 'detailed')
@@ -205,8 +215,9 @@ export async function synthesizeSpeech(
     ssml = request.body;
   } else if (type.startsWith('text/plain')) {
     const voice = request.voice ?? DEFAULT_VOICE;
-    if (!/^[a-z]{2,3}-[A-Za-z]{2,4}-[A-Za-z0-9]+Neural$/.test(voice))
-      throw badRequest(`'${voice}' is not a neural voice name.`, 'voice');
+    if (!NEURAL_VOICE.test(voice)) {
+      throw badRequest("'voice' must be a neural voice name such as en-US-JennyNeural.", 'voice');
+    }
     const locale = voice.split('-').slice(0, 2).join('-');
     ssml = `<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="${locale}"><voice name="${voice}">${escapeXml(request.body)}</voice></speak>`;
   } else {
