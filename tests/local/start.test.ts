@@ -51,7 +51,8 @@ describe('npm start', () => {
       }
       if (!url) throw new Error(`the stack did not come up:\n${output}`);
 
-      expect(output).toContain(`curl ${url}/api/health`);
+      expect(output).toContain(`curl ${url}/api/live`);
+      expect(output).toContain(`curl -H 'x-functions-key: local-function-key' ${url}/api/health`);
       expect(output).toContain(dataDir.split('/').pop());
       // What a client must send, where, which deployments exist, and the finance API.
       expect(output).toMatch(/x-chargeback-gateway-key\s+local-gateway-shared-secret/);
@@ -62,7 +63,7 @@ describe('npm start', () => {
       expect(output).toMatch(
         new RegExp(`${url}/api/reports/monthly/\\d{4}-\\d{2}/chargeback-\\d{4}-\\d{2}\\.html`),
       );
-      const res = await fetch(`${url}/api/health`);
+      const res = await fetch(`${url}/api/health`, { headers: { 'x-functions-key': 'local-function-key' } });
       const body = (await res.json()) as { status: string };
       expect({ status: res.status, body: body.status }).toEqual({ status: 200, body: 'healthy' });
 
