@@ -9,6 +9,7 @@ import type { Probe } from '../adapters/health';
 import { dependencyProbes } from '../adapters/health-probes';
 import { AppIdentity } from '../adapters/identity';
 import { UndiciOpenAiUpstream } from '../adapters/openai-upstream';
+import { watchRedisConnection } from '../adapters/redis-ready';
 import { RedisUsageBuffer } from '../adapters/redis-usage-buffer';
 import { SdkSpeechUpstream } from '../adapters/speech-upstream';
 import type { Telemetry } from '../adapters/telemetry';
@@ -67,8 +68,9 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
 
   let redisClient: Redis | undefined;
   let cosmosClient: CosmosClient | undefined;
-  const redis = (): Redis =>
-    (redisClient ??= new Redis(config.redis.url, {
+  const redis = (): Redis => {
+    if (redisClient) return redisClient;
+    redisClient = new Redis(config.redis.url, {
       password: config.redis.password,
       connectTimeout: 5000,
       commandTimeout: 5000,
@@ -77,7 +79,11 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       enableOfflineQueue: false,
       // Writes issued in the same tick share one socket write: one syscall for many requests' events.
       enableAutoPipelining: true,
-    }));
+    });
+    // Errors handled, an outage logged once when it starts and once when it ends.
+    watchRedisConnection(redisClient, (line) => console.warn(line));
+    return redisClient;
+  };
   const blobService = once(() =>
     config.storage.connectionString
       ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
