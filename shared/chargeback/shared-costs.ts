@@ -87,8 +87,8 @@ function splitWeights(
   return sum(weights.values()).isZero() ? even : weights;
 }
 
-/** How a rule reads in a line's description and in the HTML report. */
-export function describeRule(rule: AllocationRule): string {
+/** How a rule reads in a shared line's description. */
+function describeRule(rule: AllocationRule): string {
   switch (rule.kind) {
     case 'proportional-cost':
       return 'allocated by usage cost';

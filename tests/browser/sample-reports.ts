@@ -1,3 +1,4 @@
+import { DEFAULT_CHARGEBACK_CONFIG } from '../../shared/chargeback/default-config';
 import type {
   ChargebackConfig,
   ChargebackReport,
@@ -21,14 +22,9 @@ import { usageAggregate } from '../fixtures/usage';
 
 export const CONFIG: ChargebackConfig = {
   currency: 'USD',
-  departments: [
-    { id: 'research', name: 'Research', costCenter: 'CC-1100' },
-    { id: 'marketing', name: 'Marketing', costCenter: 'CC-2100' },
-    { id: 'customer-support', name: 'Customer Support', costCenter: 'CC-3100' },
-    { id: 'finance', name: 'Finance', costCenter: 'CC-4100' },
-    { id: 'engineering', name: 'Engineering', costCenter: 'CC-5100' },
-  ],
-  apps: [{ appId: 'support-voicebot', department: 'customer-support' }],
+  // The example organisation's departments and app mapping; shared costs of every rule below.
+  departments: DEFAULT_CHARGEBACK_CONFIG.departments,
+  apps: DEFAULT_CHARGEBACK_CONFIG.apps,
   sharedCosts: [
     { id: 'apim', name: 'API Management', monthlyAmount: '700.00', rule: { kind: 'proportional-cost' } },
     {
