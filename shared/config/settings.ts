@@ -106,6 +106,21 @@ const rawSchema = z.object({
   SPEECH_REGION: optionalString,
   SPEECH_ENDPOINT: optionalUrl(['https:', 'http:'], 'https://eastus.api.cognitive.microsoft.com'),
   SPEECH_KEY: optionalString,
+  /**
+   * The Speech resource's ARM id, for Entra ID tokens on a regional endpoint (`aad#<id>#<token>`).
+   * Not needed with a custom-domain SPEECH_ENDPOINT, nor with SPEECH_KEY.
+   */
+  SPEECH_RESOURCE_ID: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() === '' ? undefined : value),
+    z
+      .string()
+      .trim()
+      .regex(
+        /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.CognitiveServices\/accounts\/[^/]+$/i,
+        'must be a Cognitive Services account id: /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.CognitiveServices/accounts/<name>',
+      )
+      .optional(),
+  ),
 
   GATEWAY_SHARED_SECRET: z.preprocess(
     (value) => (typeof value === 'string' ? value.trim() : value),
@@ -122,6 +137,18 @@ const rawSchema = z.object({
   MAX_REQUEST_BYTES: positiveInt(8 * 1024 * 1024),
   UPSTREAM_TIMEOUT_MS: positiveInt(120_000),
   REDIS_WRITE_TIMEOUT_MS: positiveInt(250),
+  /**
+   * Durable writes: how many replicas must acknowledge a usage write (Redis WAIT) before it counts
+   * as recorded; 0 (the default) trusts the primary alone. When fewer acknowledge in time, the
+   * event also goes to the spool (both are merged by id).
+   */
+  REDIS_WAIT_REPLICAS: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? Number(value) : undefined),
+    z.number().int().min(0).max(5).default(0),
+  ),
+  REDIS_WAIT_TIMEOUT_MS: positiveInt(100),
+  /** Longest wait for one spool (Blob Storage) write before the last-resort record is written. */
+  SPOOL_WRITE_TIMEOUT_MS: positiveInt(2000),
   MAX_AUDIO_BYTES: positiveInt(10 * 1024 * 1024),
   /** Azure's short-audio recognition takes up to 60 s. */
   MAX_AUDIO_SECONDS: positiveInt(60),
@@ -214,6 +241,7 @@ export interface AppConfig {
     region?: string;
     endpoint?: string;
     key?: string;
+    resourceId?: string;
     maxAudioBytes: number;
     maxAudioSeconds: number;
     maxCharacters: number;
@@ -226,6 +254,10 @@ export interface AppConfig {
     maxRequestBytes: number;
     upstreamTimeoutMs: number;
     redisWriteTimeoutMs: number;
+    /** Replicas that must acknowledge a usage write (0: the primary alone), and the wait for them. */
+    redisWaitReplicas: number;
+    redisWaitTimeoutMs: number;
+    spoolWriteTimeoutMs: number;
   };
 }
 
@@ -305,6 +337,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
       region: raw.SPEECH_REGION,
       endpoint: raw.SPEECH_ENDPOINT,
       key: speechKey,
+      resourceId: raw.SPEECH_RESOURCE_ID,
       maxAudioBytes: raw.MAX_AUDIO_BYTES,
       maxAudioSeconds: raw.MAX_AUDIO_SECONDS,
       maxCharacters: raw.MAX_TTS_CHARACTERS,
@@ -317,6 +350,9 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
       maxRequestBytes: raw.MAX_REQUEST_BYTES,
       upstreamTimeoutMs: raw.UPSTREAM_TIMEOUT_MS,
       redisWriteTimeoutMs: raw.REDIS_WRITE_TIMEOUT_MS,
+      redisWaitReplicas: raw.REDIS_WAIT_REPLICAS,
+      redisWaitTimeoutMs: raw.REDIS_WAIT_TIMEOUT_MS,
+      spoolWriteTimeoutMs: raw.SPOOL_WRITE_TIMEOUT_MS,
     },
   };
 }
