@@ -25,14 +25,16 @@ export class AppIdentity {
   /** Headers that authenticate an Azure OpenAI / Speech call: the key when one is configured, else an Entra token. */
   async cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>> {
     if (key) return { 'api-key': key };
-    // Tokens last about an hour; refresh five minutes before expiry.
+    return { authorization: `Bearer ${await this.cognitiveToken()}` };
+  }
+
+  /** An Entra ID token for Azure AI services (Cognitive Services scope), refreshed five minutes before it expires. */
+  async cognitiveToken(): Promise<string> {
     const token = this.#cognitiveToken;
-    if (!token || token.expiresOnTimestamp - Date.now() < 5 * 60_000) {
-      const fresh = await this.credential().getToken(COGNITIVE_SERVICES_SCOPE);
-      if (!fresh) throw new Error('No Entra ID token for Azure AI services (Cognitive Services scope).');
-      this.#cognitiveToken = fresh;
-      return { authorization: `Bearer ${fresh.token}` };
-    }
-    return { authorization: `Bearer ${token.token}` };
+    if (token && token.expiresOnTimestamp - Date.now() >= 5 * 60_000) return token.token;
+    const fresh = await this.credential().getToken(COGNITIVE_SERVICES_SCOPE);
+    if (!fresh) throw new Error('No Entra ID token for Azure AI services (Cognitive Services scope).');
+    this.#cognitiveToken = fresh;
+    return fresh.token;
   }
 }

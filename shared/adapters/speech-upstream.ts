@@ -19,6 +19,12 @@ export interface SpeechTarget {
   endpoint?: string;
   region?: string;
   key?: string;
+  /** The account's ARM id: with an Entra token on a regional endpoint, the token is `aad#<id>#<token>`. */
+  resourceId?: string;
+  /** An Entra ID access token for the Cognitive Services scope (the managed identity), cached and refreshed before expiry. */
+  entraToken?: () => Promise<string>;
+  /** Longest wait for the service on every path (UPSTREAM_TIMEOUT_MS); a timeout is a 504. */
+  timeoutMs: number;
 }
 
 const SDK_OUTPUT_FORMATS: Record<SpeechOutputFormat, sdk.SpeechSynthesisOutputFormat> = {

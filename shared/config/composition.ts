@@ -146,6 +146,9 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
           endpoint: config.speech.endpoint,
           region: config.speech.region,
           key: config.speech.key,
+          resourceId: config.speech.resourceId,
+          entraToken: () => identity.cognitiveToken(),
+          timeoutMs: config.proxy.upstreamTimeoutMs,
         }),
     ),
     chargeback: once(

@@ -30,7 +30,11 @@ function within<T>(work: Promise<T>, ms: number): Promise<T | 'still waiting'> {
 
 describe('SdkSpeechUpstream', () => {
   it('recognises audio with the right key', async () => {
-    const upstream = new SdkSpeechUpstream({ endpoint: simulator.url, key: simulator.key });
+    const upstream = new SdkSpeechUpstream({
+      endpoint: simulator.url,
+      key: simulator.key,
+      timeoutMs: 10_000,
+    });
     const answer = await within(
       upstream.recognizePcm(Buffer.alloc(32_000), PCM_FORMAT, 'en-US', 'simple'),
       10_000,
@@ -42,7 +46,11 @@ describe('SdkSpeechUpstream', () => {
     ['a wrong key', { key: 'not-the-key' }],
     ['a refused connection (429)', { fault: '429' as const }],
   ])('fails, rather than hangs, on %s', async (_name, setup: { key?: string; fault?: SimulatorFault }) => {
-    const upstream = new SdkSpeechUpstream({ endpoint: simulator.url, key: setup.key ?? simulator.key });
+    const upstream = new SdkSpeechUpstream({
+      endpoint: simulator.url,
+      key: setup.key ?? simulator.key,
+      timeoutMs: 10_000,
+    });
     if (setup.fault) simulator.setFault(setup.fault);
     try {
       const outcome = await within(

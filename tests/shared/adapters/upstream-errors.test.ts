@@ -76,7 +76,11 @@ describe('upstream failures, as the caller reads them', () => {
   ])(
     'Azure Speech %s: a 502 that names no address and does not blame the caller',
     async (_name, call) => {
-      const upstream = new SdkSpeechUpstream({ endpoint: simulator.url, key: 'not-the-key' });
+      const upstream = new SdkSpeechUpstream({
+        endpoint: simulator.url,
+        key: 'not-the-key',
+        timeoutMs: 10_000,
+      });
       const error = await failure(call(upstream));
       expect(error.status).toBe(502);
       expect(JSON.stringify(error.toBody())).not.toMatch(ADDRESS);
