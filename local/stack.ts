@@ -24,6 +24,8 @@ export interface StandIn {
   stop(): Promise<void>;
   /** Start again after stop(), where the stand-in supports it (Redis: outage tests). */
   restart?(): Promise<void>;
+  /** The stand-in's process, where it runs as one (outage tests pause it with SIGSTOP). */
+  pid?(): number;
 }
 
 const STAND_IN_ORDER = [
@@ -109,6 +111,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       detail: dir ? `data in ${dir}` : 'in memory',
       stop: () => redis.stop(),
       restart: () => redis.restart(),
+      pid: () => redis.pid,
     };
   });
   add(
@@ -130,6 +133,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         url: azurite.blobEndpoint,
         detail: `queue ${azurite.queueEndpoint}, table ${azurite.tableEndpoint}; ${dir ? `data in ${dir}` : 'in memory'}`,
         stop: () => azurite.stop(),
+        pid: () => azurite.pid,
       };
     },
   );
