@@ -1,5 +1,14 @@
 import type { DailyUsage, UsageAggregate } from '../shared/chargeback/model';
-import type { AggregateStore, BatchRecord, DayRecord, ReportReceipt } from '../shared/chargeback/ports';
+import { batchRecordKeys } from '../shared/chargeback/aggregate';
+import type {
+  AggregateStore,
+  BatchRecord,
+  DayRecord,
+  ReportReceipt,
+  WindowBatch,
+} from '../shared/chargeback/ports';
+import { monthOf } from '../shared/contracts/report-period';
+import { parseWindowId } from '../shared/contracts/window';
 
 /**
  * The AggregateStore port in memory, with Cosmos DB's access paths: every read is a filtered read
@@ -38,6 +47,11 @@ export class MemoryAggregateStore implements AggregateStore {
     return Promise.resolve(
       filter.department === undefined ? rows : rows.filter((r) => r.department === filter.department),
     );
+  }
+
+  committed(batch: WindowBatch): Promise<boolean> {
+    const month = monthOf(parseWindowId(batch.windowId));
+    return Promise.resolve(this.#batches.get(month)?.has(batchRecordKeys(batch, month).id) ?? false);
   }
 
   batches(month: string, day?: string): Promise<BatchRecord[]> {

@@ -18,7 +18,7 @@ export class BlobUsageSpool implements UsageSpool, SpooledUsage {
     return `${windowId(new Date(event.window))}/${encodeURIComponent(event.id)}.json`;
   }
 
-  async write(event: UsageEvent): Promise<void> {
+  async write(event: UsageEvent, deadline?: AbortSignal): Promise<void> {
     const body = JSON.stringify(event);
     try {
       await this.container
@@ -26,11 +26,17 @@ export class BlobUsageSpool implements UsageSpool, SpooledUsage {
         .upload(body, Buffer.byteLength(body), {
           conditions: { ifNoneMatch: '*' },
           blobHTTPHeaders: { blobContentType: 'application/json' },
+          ...(deadline ? { abortSignal: deadline } : {}),
         });
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 409) return; // already spooled: idempotent
       throw error;
     }
+  }
+
+  /** Is this event spooled (and not yet released)? */
+  async holds(event: Pick<UsageEvent, 'window' | 'id'>): Promise<boolean> {
+    return this.container.getBlobClient(BlobUsageSpool.blobName(event)).exists();
   }
 
   async windows(): Promise<string[]> {

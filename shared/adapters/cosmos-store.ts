@@ -6,7 +6,9 @@ import type {
   PriceSource,
   ReportReceipt,
   StoredPrice,
+  WindowBatch,
 } from '../chargeback/ports';
+import { batchRecordKeys } from '../chargeback/aggregate';
 import type { DailyUsage, UsageAggregate } from '../chargeback/model';
 import {
   batchPartitionKey,
@@ -14,6 +16,8 @@ import {
   LEDGER_PARTITION_KEY,
   usagePartitionKey,
 } from '../contracts/storage';
+import { monthOf } from '../contracts/report-period';
+import { parseWindowId } from '../contracts/window';
 
 /**
  * The chargeback's Cosmos DB store (layout and partitioning in contracts/storage.ts). The database
@@ -53,6 +57,12 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
 
   daily(filter: { month: string; day?: string }): Promise<DailyUsage[]> {
     return this.rows<DailyUsage>('daily', filter);
+  }
+
+  async committed(batch: WindowBatch): Promise<boolean> {
+    const { id, pk } = batchRecordKeys(batch, monthOf(parseWindowId(batch.windowId)));
+    const { resource } = await this.#usage.item(id, pk).read<BatchRecord>();
+    return resource !== undefined;
   }
 
   batches(month: string, day?: string): Promise<BatchRecord[]> {

@@ -186,6 +186,17 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
     }
   }
 
+  async holds(event: Pick<UsageEvent, 'window' | 'id'>): Promise<boolean> {
+    const redis = await this.#connected();
+    const window = windowId(new Date(event.window));
+    const open = await redis.get(usageKeys.open(window));
+    const [live, batched] = await Promise.all([
+      redis.hexists(usageKeys.events(window), event.id),
+      open ? redis.hexists(usageKeys.batch(window, open), event.id) : Promise.resolve(0),
+    ]);
+    return live === 1 || batched === 1 || (await this.spool.holds(event));
+  }
+
   /** Deletes the batch's raw data. Only after its aggregates and reports are committed. */
   async release({ windowId, batch }: WindowBatch): Promise<void> {
     const redis = await this.#connected();

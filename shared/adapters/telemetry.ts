@@ -1,6 +1,7 @@
 import type { Attribution } from '../metering/attribution';
 import type { RecordOutcome } from '../metering/usage-recorder';
 import type { UsageEvent } from '../contracts/usage-event';
+import { LAST_RESORT_EVENT } from '../metering/last-resort';
 
 /**
  * Telemetry for the metering path: one trace per served request (with its correlation id) and
@@ -17,6 +18,7 @@ export interface MetricPoint {
 export interface TelemetrySink {
   trackMetric(metric: MetricPoint): void;
   trackTrace(trace: { message: string; properties: Record<string, string> }): void;
+  trackEvent(event: { name: string; properties: Record<string, string> }): void;
 }
 
 export const METRICS = {
@@ -26,6 +28,10 @@ export const METRICS = {
   characters: 'chargeback.characters',
   unassignedCalls: 'chargeback.unassigned_calls',
   spooledEvents: 'chargeback.spooled_events',
+  /** Usage events neither Redis nor the spool took: kept only as last-resort records until re-imported. */
+  lastResortEvents: 'chargeback.last_resort_events',
+  /** Requests whose department header from the gateway was unusable (billed to unassigned). */
+  badDepartmentHeaders: 'chargeback.bad_department_headers',
 } as const;
 
 /** The metric points one usage event produces (pure, so the mapping is tested without a backend). */
@@ -53,6 +59,9 @@ export function usageMetrics(event: UsageEvent, outcome: RecordOutcome): MetricP
     points.push({ name: METRICS.characters, value: event.billableCharacters, properties: dimensions });
   }
   if (outcome === 'spool') points.push({ name: METRICS.spooledEvents, value: 1, properties: dimensions });
+  if (outcome === 'last-resort') {
+    points.push({ name: METRICS.lastResortEvents, value: 1, properties: dimensions });
+  }
   return points;
 }
 
@@ -79,6 +88,17 @@ export class Telemetry {
     });
   }
 
+  /**
+   * The last-resort record of an event neither store took, as a custom event carrying the whole
+   * event: it can be exported from Application Insights and re-imported (metering/last-resort.ts).
+   */
+  lastResort(event: UsageEvent, reason: string): void {
+    this.sink?.trackEvent({
+      name: LAST_RESORT_EVENT,
+      properties: { event: JSON.stringify(event), reason, correlationId: event.id },
+    });
+  }
+
   /** A call from a subscription APIM could not map to a department: charged to `unassigned`. */
   unassigned(attribution: Attribution): void {
     this.sink?.trackMetric({
@@ -98,5 +118,6 @@ export async function createTelemetry(connectionString: string | undefined): Pro
   return new Telemetry({
     trackMetric: (metric) => client.trackMetric(metric),
     trackTrace: (trace) => client.trackTrace(trace),
+    trackEvent: (event) => client.trackEvent(event),
   });
 }

@@ -23,6 +23,8 @@ export interface UsageBuffer {
   read(batch: WindowBatch): AsyncIterable<string[]>;
   /** Deletes the batch's raw data: only after everything computed from it is committed. */
   release(batch: WindowBatch): Promise<void>;
+  /** Does the buffer hold this event (live, spooled or in an unreleased batch)? Then a run will count it. */
+  holds(event: { window: string; id: string }): Promise<boolean>;
 }
 
 /** Spooled usage events (one blob per event), as the buffer claims and releases them. */
@@ -34,6 +36,8 @@ export interface SpooledUsage {
   /** One spooled event, as stored (JSON). */
   read(name: string): Promise<string>;
   delete(name: string): Promise<void>;
+  /** Is this event spooled and not yet released? */
+  holds(event: { window: string; id: string }): Promise<boolean>;
 }
 
 /** A committed batch: its rows are in the store; written last, as the commit marker. */
@@ -86,6 +90,8 @@ export interface AggregateStore {
   commit(rows: UsageAggregate[], record: BatchRecord): Promise<void>;
   /** The usage rows of a month, or of one day of it; every department unless one is named. */
   usage(filter: { month: string; day?: string; department?: string }): Promise<UsageAggregate[]>;
+  /** Is this batch committed (its record written)? */
+  committed(batch: WindowBatch): Promise<boolean>;
   /** The committed batches of a month, or of one day of it. */
   batches(month: string, day?: string): Promise<BatchRecord[]>;
   /** Upserts window rows again (rows priced after their commit). */

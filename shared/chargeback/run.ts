@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { monthOf, parsePeriod } from '../contracts/report-period';
 import type { ReportPeriod } from '../contracts/report-period';
 import { LEDGER_PARTITION_KEY } from '../contracts/storage';
-import { parseWindowId, windowEnd, windowIdAt } from '../contracts/window';
+import type { UsageEvent } from '../contracts/usage-event';
+import { parseWindowId, windowEnd, windowId, windowIdAt } from '../contracts/window';
 
 import type { ChargebackConfigState } from './model';
 import type {
@@ -85,6 +87,25 @@ export function runInstanceId(at: Date): string {
   return `chargeback-${windowIdAt(at)}`;
 }
 
+/** What a re-import did with the events it was given (each counted once, by id). */
+export interface ImportOutcome {
+  events: number;
+  imported: number;
+  alreadyImported: number;
+  /** Still held by the buffer: the next run counts them. */
+  pending: number;
+}
+
+const IMPORT_CONCURRENCY = 16;
+
+/** The batch a re-imported event is committed as: its own, named after its id. */
+export function importBatchOf(event: Pick<UsageEvent, 'id' | 'window'>): WindowBatch {
+  return {
+    windowId: windowId(new Date(event.window)),
+    batch: `import-${createHash('sha256').update(event.id).digest('hex').slice(0, 40)}`,
+  };
+}
+
 export interface ChargebackDeps {
   buffer: UsageBuffer;
   store: AggregateStore;
@@ -116,9 +137,23 @@ export class ChargebackSteps {
     /** The run's clock (replay-safe): decides whether the window is final. */
     now: Date,
   ): Promise<WindowOutcome> {
-    const { buffer, store } = this.deps;
+    const { buffer } = this.deps;
     const start = parseWindowId(windowId);
     const batch = await buffer.claim(windowId, proposedBatch);
+    const committed = await this.#commit(batch, buffer.read(batch), log);
+    return { ...committed, final: windowEnd(start).getTime() + this.deps.graceMs <= now.getTime() };
+  }
+
+  /**
+   * Aggregates and prices a batch's raw events, quarantines the invalid ones, and commits the rows
+   * and the batch record (without an invalid price override's prices: committed pending).
+   */
+  async #commit(
+    batch: WindowBatch,
+    pages: AsyncIterable<string[]> | Iterable<string[]>,
+    log: StepLogger,
+  ): Promise<Omit<WindowOutcome, 'final'>> {
+    const { store } = this.deps;
     let priceFor: PriceLookup | null = null;
     let pricingProblem: string | undefined;
     try {
@@ -126,14 +161,14 @@ export class ChargebackSteps {
     } catch (error) {
       if (!(error instanceof ConfigurationProblem)) throw error;
       pricingProblem = error.message;
-      log.error(`CHARGEBACK_PRICES_INVALID window ${windowId} committed unpriced: ${error.message}`);
+      log.error(`CHARGEBACK_PRICES_INVALID window ${batch.windowId} committed unpriced: ${error.message}`);
     }
     const aggregator = new WindowAggregator(batch, priceFor);
-    for await (const page of buffer.read(batch)) for (const raw of page) aggregator.add(raw);
+    for await (const page of pages) for (const raw of page) aggregator.add(raw);
     if (aggregator.invalid.length > 0) {
       await this.deps.quarantine.put(batch, aggregator.invalid);
       log.error(
-        `CHARGEBACK_INVALID_EVENTS ${aggregator.invalid.length} in window ${windowId} batch ${batch.batch}: quarantined.`,
+        `CHARGEBACK_INVALID_EVENTS ${aggregator.invalid.length} in window ${batch.windowId} batch ${batch.batch}: quarantined.`,
       );
     }
     const rows = aggregator.aggregates();
@@ -147,8 +182,38 @@ export class ChargebackSteps {
       invalidEvents: record.invalidEvents,
       aggregates: rows.length,
       ...(pricingProblem !== undefined ? { pricingProblem } : {}),
-      final: windowEnd(start).getTime() + this.deps.graceMs <= now.getTime(),
     };
+  }
+
+  /**
+   * Re-imports usage events that neither Redis nor the spool took (their last-resort records).
+   * Idempotent: each event is committed as a batch of its own, named after its id, in the window
+   * it was recorded in, so importing it again rewrites the same documents. An event the buffer
+   * still holds (a write that landed after the proxy stopped waiting) is left to the next run,
+   * which merges copies by id. The next run rolls the days up and rewrites their reports.
+   */
+  async importEvents(events: readonly UsageEvent[], log: StepLogger): Promise<ImportOutcome> {
+    const unique = [...new Map(events.map((event) => [event.id, event])).values()];
+    const outcome: ImportOutcome = { events: unique.length, imported: 0, alreadyImported: 0, pending: 0 };
+    for (let i = 0; i < unique.length; i += IMPORT_CONCURRENCY) {
+      await Promise.all(
+        unique.slice(i, i + IMPORT_CONCURRENCY).map(async (event) => {
+          const batch = importBatchOf(event);
+          if (await this.deps.store.committed(batch)) {
+            outcome.alreadyImported++;
+          } else if (await this.deps.buffer.holds(event)) {
+            outcome.pending++;
+          } else {
+            await this.#commit(batch, [[JSON.stringify(event)]], log);
+            outcome.imported++;
+          }
+        }),
+      );
+    }
+    log.info(
+      `USAGE_IMPORT ${outcome.events} events: ${outcome.imported} imported, ${outcome.alreadyImported} already imported, ${outcome.pending} still pending in the buffer.`,
+    );
+    return outcome;
   }
 
   /** Deletes a batch's raw data: once its rows and record are committed. */

@@ -20,6 +20,8 @@ import { BLOB_CONTAINERS } from '../contracts/storage';
 import type { UsageEvent } from '../contracts/usage-event';
 import type { OpenAiUpstream } from '../metering/openai-proxy';
 import type { SpeechUpstream } from '../metering/speech-proxy';
+import { lastResortLine } from '../metering/last-resort';
+import type { RecordOutcome } from '../metering/usage-recorder';
 import { UsageRecorder } from '../metering/usage-recorder';
 import type { AppConfig } from './settings';
 import { loadConfig } from './settings';
@@ -65,6 +67,11 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
   const config = await loadConfig(env, vault ? identity.secretReader(vault) : undefined);
   const telemetry = await createTelemetry(config.appInsightsConnectionString);
   let lastSpoolWarning = 0;
+  /** Neither store took a served request's usage: the whole event goes to the logs and telemetry. */
+  const lastResort = (event: UsageEvent, reason: string): void => {
+    console.error(lastResortLine(event, reason));
+    telemetry.lastResort(event, reason);
+  };
 
   let redisClient: Redis | undefined;
   let cosmosClient: CosmosClient | undefined;
@@ -116,8 +123,8 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
             `Redis unavailable (${ensureError(reason).message}); spooling usage events to blob storage.`,
           );
         },
-        onUnrecorded: (event, error) =>
-          console.error(`USAGE_EVENT_UNRECORDED ${JSON.stringify(event)} ${ensureError(error).message}`),
+        spoolTimeoutMs: config.proxy.spoolWriteTimeoutMs,
+        onUnrecorded: (event, error) => lastResort(event, ensureError(error).message),
       }),
   );
   const store = once(() => new CosmosChargebackStore(cosmos(), config.cosmos.database));
@@ -129,7 +136,15 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
     reportsContainer,
     spool,
     async recordUsage(event) {
-      const outcome = await usageRecorder().record(event);
+      let outcome: RecordOutcome;
+      try {
+        outcome = await usageRecorder().record(event);
+      } catch (error) {
+        // Not a store failing (those end in the last resort): the event itself is unusable. The
+        // request was served all the same; the record keeps what there is, for an admin to see.
+        lastResort(event, `unusable usage event: ${ensureError(error).message}`);
+        outcome = 'last-resort';
+      }
       telemetry.usage(event, outcome);
     },
     openAiUpstream: once(

@@ -9,35 +9,34 @@ export interface LiveUsageBuffer {
 
 /** Durable fallback for events that the buffer could not take. Writes must be idempotent by event id. */
 export interface UsageSpool {
-  write(event: UsageEvent): Promise<void>;
+  /** Writes one event; gives up when `deadline` aborts. */
+  write(event: UsageEvent, deadline?: AbortSignal): Promise<void>;
 }
 
-export type RecordOutcome = 'redis' | 'spool';
+/** Where an event went: the live buffer, the spool, or (neither took it) the last-resort record. */
+export type RecordOutcome = 'redis' | 'spool' | 'last-resort';
 
 export interface UsageRecorderOptions {
   /** Longest wait for the buffer before the event goes to the spool instead. */
   redisTimeoutMs: number;
+  /** Longest wait for the spool, every attempt included, before the last-resort record. */
+  spoolTimeoutMs?: number;
   spoolAttempts?: number;
   onSpooled?: (event: UsageEvent, reason: unknown) => void;
-  /** Last resort when neither store takes the event: the full event must reach the logs. */
+  /**
+   * The last resort when neither store takes the event: it must keep the whole event where it can
+   * be read back and re-imported (the logs and telemetry). It must not throw.
+   */
   onUnrecorded?: (event: UsageEvent, error: unknown) => void;
-}
-
-export class UsageRecordError extends Error {
-  constructor(
-    message: string,
-    readonly event: UsageEvent,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'UsageRecordError';
-  }
 }
 
 /**
  * Writes one usage event per served request to the live buffer; falls back to the spool when the
  * buffer is down or slow. An event can end up in both stores (the buffer answered after the
  * timeout): both are keyed by the event id, and the aggregation merges them by id, so it counts once.
+ * Every wait is bounded (the buffer's, then the spool's), and a store failing never fails the
+ * request the upstream already served: when neither takes the event, it goes to the last-resort
+ * record, from which an admin re-imports it (chargeback/run.ts importEvents).
  */
 export class UsageRecorder {
   constructor(
@@ -58,25 +57,35 @@ export class UsageRecorder {
       return 'redis';
     } catch (redisError) {
       this.options.onSpooled?.(event, redisError);
-      const attempts = this.options.spoolAttempts ?? 3;
-      let lastError: unknown;
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        try {
-          await this.spool.write(event);
-          return 'spool';
-        } catch (error) {
-          lastError = error;
-          await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
-        }
+      try {
+        await this.#spool(event);
+        return 'spool';
+      } catch (spoolError) {
+        this.options.onUnrecorded?.(event, spoolError);
+        return 'last-resort';
       }
-      this.options.onUnrecorded?.(event, lastError);
-      throw new UsageRecordError(
-        `Usage event ${event.id} could not be recorded in Redis or the spool.`,
-        event,
-        {
-          cause: lastError,
-        },
-      );
+    }
+  }
+
+  /** Spool attempts with a short pause between them, all within the spool's time limit. */
+  async #spool(event: UsageEvent): Promise<void> {
+    const attempts = this.options.spoolAttempts ?? 3;
+    const limitMs = this.options.spoolTimeoutMs ?? 2000;
+    const giveUpAt = Date.now() + limitMs;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = giveUpAt - Date.now();
+      try {
+        await withTimeout(
+          this.spool.write(event, AbortSignal.timeout(Math.max(1, remaining))),
+          Math.max(1, remaining),
+          `Spool write timed out (${limitMs} ms for every attempt)`,
+        );
+        return;
+      } catch (error) {
+        const pause = 50 * attempt;
+        if (attempt >= attempts || Date.now() + pause >= giveUpAt) throw error;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
     }
   }
 }

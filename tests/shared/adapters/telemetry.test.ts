@@ -1,6 +1,7 @@
 import type { MetricPoint, TelemetrySink } from '../../../shared/adapters/telemetry';
 import { METRICS, Telemetry, createTelemetry, usageMetrics } from '../../../shared/adapters/telemetry';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
+import { LAST_RESORT_EVENT, parseLastResortRecords } from '../../../shared/metering/last-resort';
 
 const event: UsageEvent = {
   id: 'req-1',
@@ -54,6 +55,7 @@ describe('telemetry', () => {
     const sink: TelemetrySink = {
       trackMetric: (m) => metrics.push(m),
       trackTrace: (t) => traces.push(t.properties),
+      trackEvent: () => undefined,
     };
     const telemetry = new Telemetry(sink);
     telemetry.usage(
@@ -83,6 +85,22 @@ describe('telemetry', () => {
       [METRICS.unassignedCalls, 1],
     ]);
     expect(traces[0]).toMatchObject({ correlationId: 'req-1', department: 'finance', outcome: 'redis' });
+  });
+
+  it('sends the last-resort record as a custom event carrying the whole event, which parses back', () => {
+    const events: Array<{ name: string; properties: Record<string, string> }> = [];
+    const telemetry = new Telemetry({
+      trackMetric: () => undefined,
+      trackTrace: () => undefined,
+      trackEvent: (e) => events.push(e),
+    });
+    telemetry.lastResort(event, 'spool write timed out');
+    expect(events).toHaveLength(1);
+    expect(events[0]?.name).toBe(LAST_RESORT_EVENT);
+    // As exported from Application Insights: one JSON row per event, customDimensions as properties.
+    const exported = JSON.stringify({ name: events[0]?.name, customDimensions: events[0]?.properties });
+    expect(parseLastResortRecords(exported)).toEqual({ events: [event], problems: [] });
+    expect(usageMetrics(event, 'last-resort').some((p) => p.name === METRICS.lastResortEvents)).toBe(true);
   });
 
   it('is off without a connection string', async () => {

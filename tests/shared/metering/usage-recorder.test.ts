@@ -3,7 +3,7 @@ import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import type { ServedRequest } from '../../../shared/metering/served-usage';
 import { usageEventFor } from '../../../shared/metering/served-usage';
 import type { LiveUsageBuffer, UsageSpool } from '../../../shared/metering/usage-recorder';
-import { UsageRecordError, UsageRecorder } from '../../../shared/metering/usage-recorder';
+import { UsageRecorder } from '../../../shared/metering/usage-recorder';
 
 const served: ServedRequest = {
   attribution: {
@@ -222,7 +222,7 @@ describe('UsageRecorder', () => {
     expect(spool.calls).toBe(3);
   });
 
-  it('fails with the event when neither store takes it, and logs the full event', async () => {
+  it('answers last-resort when neither store takes it, and hands over the full event', async () => {
     const buffer = new MemoryBuffer(() => Promise.reject(new Error('redis down')));
     const spool = new MemorySpool(Number.POSITIVE_INFINITY);
     const onUnrecorded = jest.fn();
@@ -232,14 +232,8 @@ describe('UsageRecorder', () => {
       onUnrecorded,
     });
 
-    const error: unknown = await recorder.record(event('req-lost')).catch((e: unknown) => e);
+    await expect(recorder.record(event('req-lost'))).resolves.toBe('last-resort');
 
-    expect(error).toBeInstanceOf(UsageRecordError);
-    const recordError = error as UsageRecordError;
-    expect(recordError.name).toBe('UsageRecordError');
-    expect(recordError.message).toBe('Usage event req-lost could not be recorded in Redis or the spool.');
-    expect(recordError.event).toEqual(event('req-lost'));
-    expect((recordError.cause as Error).message).toBe('spool down (2)');
     expect(spool.calls).toBe(2);
     expect(onUnrecorded).toHaveBeenCalledTimes(1);
     expect(onUnrecorded).toHaveBeenCalledWith(
@@ -261,6 +255,25 @@ describe('UsageRecorder', () => {
       window: '2026-03-15T12:30:00.000Z',
       latencyMs: 250,
     });
+  });
+
+  it('gives up on a hung spool within its time limit, every attempt included', async () => {
+    const buffer = new MemoryBuffer(() => Promise.reject(new Error('redis down')));
+    const hung: UsageSpool = { write: () => new Promise<void>(() => undefined) };
+    const onUnrecorded = jest.fn();
+    const recorder = new UsageRecorder(buffer, hung, {
+      redisTimeoutMs: 100,
+      spoolTimeoutMs: 300,
+      spoolAttempts: 5,
+      onUnrecorded,
+    });
+    const began = Date.now();
+    await expect(recorder.record(event('req-hung'))).resolves.toBe('last-resort');
+    expect(Date.now() - began).toBeLessThan(100 + 300 + 250);
+    expect(onUnrecorded).toHaveBeenCalledWith(
+      event('req-hung'),
+      expect.objectContaining({ message: expect.stringMatching(/Spool write timed out/) as unknown }),
+    );
   });
 
   it.each([
