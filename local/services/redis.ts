@@ -28,6 +28,8 @@ export interface RedisOptions {
   dataDir?: string;
   /** Told when redis-server exits without having been asked to. */
   log?: (line: string) => void;
+  /** Start as a replica of the primary on this loopback port (promote it with `REPLICAOF NO ONE`). */
+  replicaOf?: number;
 }
 
 const START_ATTEMPTS = 5;
@@ -84,7 +86,12 @@ function servedBy(port: number, pid: number): Promise<boolean> {
 
 class PortInUseError extends Error {}
 
-async function launch(binary: string, port: number, dataDir: string | undefined): Promise<LifelineProcess> {
+async function launch(
+  binary: string,
+  port: number,
+  dataDir: string | undefined,
+  replicaOf: number | undefined,
+): Promise<LifelineProcess> {
   const persistence = dataDir
     ? // appendfsync everysec: Redis writes the append-only file before it replies (unless a slow fsync
       // makes it defer, up to 2 s), so a SIGKILL of redis-server loses nothing acknowledged; only a
@@ -103,6 +110,7 @@ async function launch(binary: string, port: number, dataDir: string | undefined)
     '--loglevel',
     'warning',
     ...persistence,
+    ...(replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(replicaOf)]),
   ]);
   try {
     const pid = await server.started;
@@ -119,14 +127,14 @@ async function launch(binary: string, port: number, dataDir: string | undefined)
 /** The real redis-server (Debian package) on a loopback port, tied to this process's lifetime. */
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const binary = findRedisServer();
-  const { dataDir, log } = options;
+  const { dataDir, log, replicaOf } = options;
   if (dataDir) mkdirSync(dataDir, { recursive: true });
 
   let port = options.port ?? (await getFreePort());
   let current: LifelineProcess | undefined;
   for (let attempt = 1; !current; attempt++) {
     try {
-      current = await launch(binary, port, dataDir);
+      current = await launch(binary, port, dataDir, replicaOf);
     } catch (error) {
       // Someone took the free port we picked before redis-server bound it: pick another, unless
       // the caller chose the port.
@@ -176,7 +184,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
         const deadline = Date.now() + RESTART_PORT_WAIT_MS;
         for (;;) {
           try {
-            server = await launch(binary, port, dataDir);
+            server = await launch(binary, port, dataDir, replicaOf);
             break;
           } catch (error) {
             if (!(error instanceof PortInUseError) || Date.now() > deadline) throw error;

@@ -89,25 +89,63 @@ function masters(redis: RedisLike): Redis[] {
  * The usage buffer in Redis: the proxy's live writes (one HSETNX per event: one round trip, one
  * slot, idempotent by event id) and the chargeback's claim, read and release of frozen batches.
  */
+export interface RedisUsageBufferOptions {
+  /** Longest wait for a (re)connecting client in the chargeback steps. */
+  readyTimeoutMs?: number;
+  /**
+   * Durable writes: replicas that must acknowledge each usage write (WAIT) before it counts as
+   * recorded. 0 trusts the primary alone: a failover can then lose what it had not yet replicated.
+   */
+  waitReplicas?: number;
+  /** Longest wait for those acknowledgements; fewer in time fail the write (the event is spooled too). */
+  waitTimeoutMs?: number;
+}
+
+export class ReplicaAcknowledgementError extends Error {
+  override readonly name = 'ReplicaAcknowledgementError';
+}
+
 export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
+  readonly #readyTimeoutMs: number;
+  readonly #waitReplicas: number;
+  readonly #waitTimeoutMs: number;
+
   constructor(
     private readonly redis: () => RedisLike,
     private readonly spool: SpooledUsage,
-    /** Longest wait for a (re)connecting client in the chargeback steps. */
-    private readonly readyTimeoutMs = 10_000,
-  ) {}
+    options: RedisUsageBufferOptions = {},
+  ) {
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
+    this.#waitReplicas = options.waitReplicas ?? 0;
+    this.#waitTimeoutMs = options.waitTimeoutMs ?? 100;
+  }
 
   async write(event: UsageEvent, deadline: AbortSignal): Promise<void> {
     const redis = this.redis();
     // Right after start-up or a reconnect the client may still be connecting; it does not queue.
     if (redis.status !== 'ready') await whenRedisReady(redis, deadline);
-    await redis.hsetnx(usageKeys.events(windowId(new Date(event.window))), event.id, JSON.stringify(event));
+    const key = usageKeys.events(windowId(new Date(event.window)));
+    await redis.hsetnx(key, event.id, JSON.stringify(event));
+    if (this.#waitReplicas > 0) {
+      // WAIT covers every write this connection made before it, this one included. A cluster
+      // client would have to send it to the connection of the master owning the key's slot; the
+      // app connects to one endpoint (composition.ts), so that is not supported here.
+      if (redis.isCluster) throw new Error('REDIS_WAIT_REPLICAS needs a single-endpoint Redis client');
+      const acknowledged = Number(
+        await (redis as Redis).call('WAIT', String(this.#waitReplicas), String(this.#waitTimeoutMs)),
+      );
+      if (acknowledged < this.#waitReplicas) {
+        throw new ReplicaAcknowledgementError(
+          `${acknowledged} of ${this.#waitReplicas} Redis replicas acknowledged the usage write within ${this.#waitTimeoutMs} ms`,
+        );
+      }
+    }
   }
 
   async #connected(): Promise<RedisLike> {
     const redis = this.redis();
     // The app's client does not queue commands while it connects (the proxy must fail fast).
-    if (redis.status !== 'ready') await whenRedisReady(redis, AbortSignal.timeout(this.readyTimeoutMs));
+    if (redis.status !== 'ready') await whenRedisReady(redis, AbortSignal.timeout(this.#readyTimeoutMs));
     return redis;
   }
 

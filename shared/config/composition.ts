@@ -109,7 +109,13 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
   const container = (name: string) => blobService().getContainerClient(name);
   const reportsContainer = once(() => container(config.storage.reportsContainer));
   const spool = once(() => new BlobUsageSpool(container(BLOB_CONTAINERS.usageSpool)));
-  const usageBuffer = once(() => new RedisUsageBuffer(redis, spool()));
+  const usageBuffer = once(
+    () =>
+      new RedisUsageBuffer(redis, spool(), {
+        waitReplicas: config.proxy.redisWaitReplicas,
+        waitTimeoutMs: config.proxy.redisWaitTimeoutMs,
+      }),
+  );
   const cognitiveAuthHeaders = (key: string | undefined) => identity.cognitiveAuthHeaders(key);
   const usageRecorder = once(
     () =>

@@ -1,0 +1,146 @@
+import { Redis } from 'ioredis';
+import type { RedisServer } from '../../../local/services/redis';
+import { startRedis } from '../../../local/services/redis';
+import { RedisUsageBuffer, usageKeys } from '../../../shared/adapters/redis-usage-buffer';
+import type { SpooledUsage } from '../../../shared/chargeback/ports';
+import type { UsageEvent } from '../../../shared/contracts/usage-event';
+import { windowId } from '../../../shared/contracts/window';
+import type { RecordOutcome, UsageSpool } from '../../../shared/metering/usage-recorder';
+import { UsageRecorder } from '../../../shared/metering/usage-recorder';
+import { usageEvent } from '../../fixtures/usage';
+
+/**
+ * The durable setting (REDIS_WAIT_REPLICAS=1) against a real primary and replica: the primary is
+ * killed with SIGKILL in the middle of concurrent writes and the replica is promoted. Every write
+ * the recorder reported as recorded in Redis is on the promoted replica; every other one is in the
+ * spool: nothing acknowledged is lost.
+ */
+
+jest.setTimeout(60_000);
+
+let primary: RedisServer;
+let replica: RedisServer;
+
+beforeAll(async () => {
+  primary = await startRedis();
+  replica = await startRedis({ replicaOf: primary.port });
+  const probe = new Redis(replica.url);
+  try {
+    for (let i = 0; !/master_link_status:up/.test(await probe.info('replication')); i++) {
+      if (i > 100) throw new Error('the replica did not connect to its primary');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    probe.disconnect();
+  }
+});
+afterAll(async () => {
+  await Promise.allSettled([primary?.stop(), replica?.stop()]);
+});
+
+/** The spool the recorder falls back to, in memory (the Blob spool has its own tests). */
+class MemorySpool implements UsageSpool {
+  readonly events = new Map<string, UsageEvent>();
+  write(event: UsageEvent): Promise<void> {
+    this.events.set(event.id, event);
+    return Promise.resolve();
+  }
+}
+
+const noSpooledUsage: SpooledUsage = {
+  windows: () => Promise.resolve([]),
+  names: async function* () {},
+  read: () => Promise.reject(new Error('nothing is spooled')),
+  delete: () => Promise.resolve(),
+  holds: () => Promise.resolve(false),
+};
+
+it('loses no acknowledged usage write when the primary is killed and its replica promoted', async () => {
+  // The client as the composition root builds it.
+  const client = new Redis(primary.url, {
+    connectTimeout: 1000,
+    commandTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+  });
+  client.on('error', () => undefined); // the crash is the point
+  const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { waitReplicas: 1, waitTimeoutMs: 200 });
+  const spool = new MemorySpool();
+  const recorder = new UsageRecorder(buffer, spool, { redisTimeoutMs: 500, spoolTimeoutMs: 500 });
+
+  const outcomes = new Map<string, RecordOutcome>();
+  const events: UsageEvent[] = [];
+  /** `count` more writes, 8 at a time. */
+  const traffic = async (count: number): Promise<void> => {
+    const until = events.length + count;
+    const worker = async (): Promise<void> => {
+      while (events.length < until) {
+        const event = usageEvent({ id: `durable-${events.length}` });
+        events.push(event);
+        outcomes.set(event.id, await recorder.record(event));
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+  };
+  try {
+    await traffic(300);
+    // The replica falls behind (paused, its replication link dropped: a network partition), the
+    // primary keeps taking writes, then crashes with SIGKILL while writes are in flight.
+    process.kill(replica.pid, 'SIGSTOP');
+    const admin = new Redis(primary.url);
+    try {
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'replica');
+      admin.disconnect();
+      await traffic(60);
+      const crash = primary.kill();
+      await traffic(40);
+      await crash;
+    } finally {
+      admin.disconnect();
+      process.kill(replica.pid, 'SIGCONT');
+    }
+  } finally {
+    client.disconnect();
+  }
+
+  const promoted = new Redis(replica.url);
+  try {
+    await promoted.call('REPLICAOF', 'NO', 'ONE');
+    const stored = new Set<string>();
+    for (const window of new Set(events.map((e) => windowId(new Date(e.window))))) {
+      for (const id of await promoted.hkeys(usageKeys.events(window))) stored.add(id);
+    }
+    const acknowledged = [...outcomes].filter(([, outcome]) => outcome === 'redis').map(([id]) => id);
+    expect(acknowledged.length).toBeGreaterThanOrEqual(300);
+    expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
+    // The rest went to the spool once the primary was gone: each event is in one store or both.
+    expect([...spool.events.keys()].length).toBeGreaterThan(0);
+    expect(events.filter((e) => !stored.has(e.id) && !spool.events.has(e.id))).toEqual([]);
+  } finally {
+    promoted.disconnect();
+  }
+});
+
+it('sends the write to the spool too when the replica does not acknowledge in time', async () => {
+  const lonely = await startRedis(); // no replica at all
+  const client = new Redis(lonely.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  try {
+    const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { waitReplicas: 1, waitTimeoutMs: 50 });
+    const spool = new MemorySpool();
+    const reasons: unknown[] = [];
+    const recorder = new UsageRecorder(buffer, spool, {
+      redisTimeoutMs: 500,
+      onSpooled: (_event, reason) => reasons.push(reason),
+    });
+    const event = usageEvent();
+    await expect(recorder.record(event)).resolves.toBe('spool');
+    expect(String(reasons[0])).toMatch(/0 of 1 Redis replicas acknowledged/);
+    // In both stores: the aggregation merges them by id.
+    expect(await client.hexists(usageKeys.events(windowId(new Date(event.window))), event.id)).toBe(1);
+    expect(spool.events.has(event.id)).toBe(true);
+  } finally {
+    client.disconnect();
+    await lonely.stop();
+  }
+});
