@@ -5,7 +5,10 @@
  *   bare proxy   a bare Node pass-through proxy (the baseline for "a proxy at all")
  *   ours         the chargeback proxy function on the local Functions host, recording usage in Redis
  *   portkey      @portkey-ai/gateway routed to the same upstream
- * at 1, 64 and 256 connections, streaming and not. Prints a Markdown table.
+ *   durable      ours again, with REDIS_WAIT_REPLICAS=1 against a Redis primary with one replica
+ *                (every usage write waits for the replica's acknowledgement)
+ * at 1, 64 and 256 connections, streaming and not. Prints two Markdown tables: ours against the
+ * baselines, and the durable setting's cost against ours. BENCH_DURABLE=0 skips the durable run.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +17,8 @@ import autocannon from 'autocannon';
 import type { LifelineProcess } from '../local/services/lifeline';
 import { spawnWithLifeline } from '../local/services/lifeline';
 import { getFreePort } from '../local/services/ports';
+import type { RedisServer } from '../local/services/redis';
+import { startRedis } from '../local/services/redis';
 import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
@@ -21,6 +26,7 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,64,256').split(',').map
 const DEPLOYMENT = 'gpt-4o-mini';
 const API_VERSION = '2024-10-21';
 const root = join(__dirname, '..', '..');
+const DURABLE = process.env.BENCH_DURABLE !== '0';
 
 interface Target {
   name: string;
@@ -119,6 +125,8 @@ async function measure(
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-proxy-'));
+  const durableDataDir = mkdtempSync(join(tmpdir(), 'bench-proxy-durable-'));
+  const redisServers: RedisServer[] = [];
   try {
     const upstream = await startChild(
       [join(root, 'dist/bench/upstream.js')],
@@ -146,6 +154,25 @@ async function main(): Promise<void> {
       },
       /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/,
     );
+    let durable: { match: RegExpExecArray; pid?: number } | undefined;
+    if (DURABLE) {
+      const primary = await startRedis();
+      redisServers.push(primary);
+      redisServers.push(await startRedis({ replicaOf: primary.port }));
+      durable = await startChild(
+        [join(root, 'dist/local/start.js'), '--no-request-log'],
+        {
+          LOCAL_HOST_PORT: '0',
+          LOCAL_DATA_DIR: durableDataDir,
+          AZURE_OPENAI_ENDPOINT: upstreamUrl,
+          AZURE_OPENAI_API_KEY: apiKey,
+          REDIS_URL: primary.url,
+          REDIS_WAIT_REPLICAS: '1',
+          NODE_ENV: 'production',
+        },
+        /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/,
+      );
+    }
     const portkeyPort = await getFreePort();
     const portkey = await startChild(
       [
@@ -194,12 +221,22 @@ async function main(): Promise<void> {
         pid: portkey.pid,
       },
     ];
+    const oursTarget = targets.find((t) => t.name === 'ours') as Target;
+    if (durable) {
+      targets.push({
+        ...oursTarget,
+        name: 'durable',
+        url: `${durable.match[1]}/api${azurePath}`,
+        pid: durable.pid,
+      });
+    }
 
     const messages = [
       { role: 'system', content: 'You are a helpful assistant.' },
       { role: 'user', content: 'Explain in two sentences how AI usage is charged back to departments.' },
     ];
     const rows: string[] = [];
+    const durableRows: string[] = [];
     for (const stream of [false, true]) {
       const body = JSON.stringify({ messages, stream, ...(stream ? {} : { max_tokens: 200 }) });
       for (const connections of CONNECTIONS) {
@@ -209,6 +246,7 @@ async function main(): Promise<void> {
           results.set(target.name, await measure(target, body, connections, DURATION_S));
         }
         rows.push(row(stream, connections, results));
+        if (durable) durableRows.push(durableRow(stream, connections, results));
         console.error(`done: ${stream ? 'streaming' : 'non-streaming'} × ${connections} connections`);
       }
     }
@@ -220,11 +258,23 @@ async function main(): Promise<void> {
         '| mode | conns | direct p50 / p99 | bare proxy added p50 / p99 | ours added p50 / p99 | portkey added p50 / p99 | ours ÷ bare (added p50) | throughput vs direct: bare / ours / portkey | CPU ms/req: bare / ours / portkey | errors: ours / portkey |',
         '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
         ...rows,
+        ...(durable
+          ? [
+              '',
+              'The durable setting (REDIS_WAIT_REPLICAS=1, a primary and one replica on this machine) against ours as shipped:',
+              '',
+              '| mode | conns | ours added p50 / p99 | durable added p50 / p99 | durable ÷ ours (added p50) | throughput: durable ÷ ours | CPU ms/req: ours / durable | errors: durable |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- |',
+              ...durableRows,
+            ]
+          : []),
       ].join('\n'),
     );
   } finally {
     await Promise.allSettled(children.map((c) => c.stop()));
+    await Promise.allSettled(redisServers.map((r) => r.stop()));
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(durableDataDir, { recursive: true, force: true });
   }
 }
 
@@ -240,6 +290,16 @@ function row(stream: boolean, connections: number, results: Map<string, Measurem
     .join(' / ');
   const cpu = ['bare proxy', 'ours', 'portkey'].map((n) => fmt(get(n).cpuMsPerRequest)).join(' / ');
   return `| ${stream ? 'streaming' : 'JSON'} | ${connections} | ${fmt(direct.p50)} / ${fmt(direct.p99)} | ${added(get('bare proxy'))} | ${added(get('ours'))} | ${added(get('portkey'))} | ${ratio} | ${throughput} | ${cpu} | ${get('ours').errors} / ${get('portkey').errors} |`;
+}
+
+function durableRow(stream: boolean, connections: number, results: Map<string, Measurement>): string {
+  const get = (name: string): Measurement => results.get(name) as Measurement;
+  const direct = get('direct');
+  const [ours, durable] = [get('ours'), get('durable')];
+  const added = (m: Measurement): string => `${fmt(m.p50 - direct.p50)} / ${fmt(m.p99 - direct.p99)}`;
+  const oursAdded = ours.p50 - direct.p50;
+  const ratio = oursAdded > 0 ? ((durable.p50 - direct.p50) / oursAdded).toFixed(2) : 'n/a';
+  return `| ${stream ? 'streaming' : 'JSON'} | ${connections} | ${added(ours)} | ${added(durable)} | ${ratio} | ${(durable.rps / ours.rps).toFixed(2)}× | ${fmt(ours.cpuMsPerRequest)} / ${fmt(durable.cpuMsPerRequest)} | ${durable.errors} |`;
 }
 
 function fmt(value: number | undefined): string {
