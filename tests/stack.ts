@@ -18,7 +18,7 @@ import { startLocalStack } from '../local/stack';
  * functions loaded from source.
  */
 export function startTestStack(
-  options: { persist?: boolean; requestLog?: (line: string) => void } = {},
+  options: { persist?: boolean; requestLog?: (line: string) => void; log?: (line: string) => void } = {},
 ): Promise<LocalStack> {
   for (const name of [
     'REDIS_URL',
@@ -39,6 +39,7 @@ export function startTestStack(
     timers: 'manual',
     readSettingsFile: false,
     ...(options.requestLog ? { requestLog: options.requestLog } : {}),
+    ...(options.log ? { log: options.log } : {}),
   });
 }
 
