@@ -1,10 +1,10 @@
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { app } from '@azure/functions';
 import { appServices } from '../../shared/config/composition';
-import { readAttribution } from '../../shared/metering/attribution';
 import { proxyOpenAi } from '../../shared/metering/openai-proxy';
 import type { OpenAiOperation, OpenAiPathForm } from '../../shared/metering/openai-request';
 import { correlationIdFor, readBodyWithin, withErrors } from '../http';
+import { attributionOf } from './attributed';
 
 /** One handler per Azure OpenAI operation and path form. */
 export function postOpenAi(operation: OpenAiOperation, form: OpenAiPathForm): HttpHandler {
@@ -12,11 +12,7 @@ export function postOpenAi(operation: OpenAiOperation, form: OpenAiPathForm): Ht
     const startedAt = Date.now();
     const services = await appServices();
     const { config } = services;
-    const attribution = readAttribution(request.headers, config.proxy.gatewaySecret);
-    if (attribution.unassigned) {
-      context.warn(`Subscription ${attribution.subscriptionId} has no department: charged to unassigned.`);
-      services.telemetry.unassigned(attribution);
-    }
+    const attribution = attributionOf(request, services, context);
     const result = await proxyOpenAi(
       {
         operation,

@@ -1,19 +1,23 @@
-import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { app } from '@azure/functions';
 import { appServices } from '../../shared/config/composition';
-import { readAttribution } from '../../shared/metering/attribution';
 import type { SpeechCallContext } from '../../shared/metering/speech-proxy';
 import { recognizeShortAudio, synthesizeSpeech } from '../../shared/metering/speech-proxy';
 import { correlationIdFor, readBodyWithin, withErrors } from '../http';
+import { attributionOf } from './attributed';
 
 /** Largest SSML or text body accepted for synthesis. */
 const MAX_SYNTHESIS_BODY_BYTES = 256 * 1024;
 
-async function callContext(request: HttpRequest, startedAt: number): Promise<SpeechCallContext> {
+async function callContext(
+  request: HttpRequest,
+  context: InvocationContext,
+  startedAt: number,
+): Promise<SpeechCallContext> {
   const services = await appServices();
   const { config } = services;
   return {
-    attribution: readAttribution(request.headers, config.proxy.gatewaySecret),
+    attribution: attributionOf(request, services, context),
     correlationId: correlationIdFor(request),
     startedAt,
     record: (event) => services.recordUsage(event),
@@ -22,32 +26,36 @@ async function callContext(request: HttpRequest, startedAt: number): Promise<Spe
   };
 }
 
-export const postRecognition = withErrors(async (request: HttpRequest): Promise<HttpResponseInit> => {
-  const call = await callContext(request, Date.now());
-  return recognizeShortAudio(
-    {
-      contentType: request.headers.get('content-type'),
-      audio: await readBodyWithin(request, call.limits.maxAudioBytes),
-      language: request.query.get('language'),
-      format: request.query.get('format'),
-    },
-    call,
-  );
-});
+export const postRecognition = withErrors(
+  async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    const call = await callContext(request, context, Date.now());
+    return recognizeShortAudio(
+      {
+        contentType: request.headers.get('content-type'),
+        audio: await readBodyWithin(request, call.limits.maxAudioBytes),
+        language: request.query.get('language'),
+        format: request.query.get('format'),
+      },
+      call,
+    );
+  },
+);
 
-export const postSynthesis = withErrors(async (request: HttpRequest): Promise<HttpResponseInit> => {
-  const call = await callContext(request, Date.now());
-  const body = await readBodyWithin(request, MAX_SYNTHESIS_BODY_BYTES);
-  return synthesizeSpeech(
-    {
-      contentType: request.headers.get('content-type'),
-      body: Buffer.from(body).toString('utf8'),
-      outputFormat: request.headers.get('x-microsoft-outputformat'),
-      voice: request.query.get('voice'),
-    },
-    call,
-  );
-});
+export const postSynthesis = withErrors(
+  async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    const call = await callContext(request, context, Date.now());
+    const body = await readBodyWithin(request, MAX_SYNTHESIS_BODY_BYTES);
+    return synthesizeSpeech(
+      {
+        contentType: request.headers.get('content-type'),
+        body: Buffer.from(body).toString('utf8'),
+        outputFormat: request.headers.get('x-microsoft-outputformat'),
+        voice: request.query.get('voice'),
+      },
+      call,
+    );
+  },
+);
 
 // Azure Speech's own REST paths (short-audio recognition and synthesis).
 app.http('speechRecognition', {

@@ -99,6 +99,15 @@ export class Telemetry {
     });
   }
 
+  /** The gateway sent a department header that cannot be used (a misconfigured policy). */
+  badDepartmentHeader(attribution: Attribution): void {
+    this.sink?.trackMetric({
+      name: METRICS.badDepartmentHeaders,
+      value: 1,
+      properties: { subscriptionId: attribution.subscriptionId, appId: attribution.appId },
+    });
+  }
+
   /** A call from a subscription APIM could not map to a department: charged to `unassigned`. */
   unassigned(attribution: Attribution): void {
     this.sink?.trackMetric({

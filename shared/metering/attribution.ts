@@ -14,11 +14,13 @@ export interface HeaderReader {
   get(name: string): string | null;
 }
 
+const ID_MAX = 128;
+
 const identifier = z
   .string()
   .trim()
   .min(1)
-  .max(128)
+  .max(ID_MAX)
   .regex(/^[\w.@:/-]+$/, 'letters, digits and . _ - @ : / only');
 
 export interface Attribution {
@@ -26,8 +28,25 @@ export interface Attribution {
   appId: string;
   department: string;
   userId?: string;
-  /** True when APIM named no department: the usage is charged to `unassigned`. */
+  /** True when APIM named no usable department: the usage is charged to `unassigned`. */
   unassigned: boolean;
+  /**
+   * Why the department header APIM sent could not be used (present, but two values joined, too
+   * long, blank or outside the id alphabet): the gateway is misconfigured. Absent when the header
+   * was usable or absent (a subscription without a department).
+   */
+  departmentProblem?: string;
+}
+
+/** Why a header value is not a usable identifier; undefined when it is. Never echoes the value. */
+function identifierProblem(value: string): string | undefined {
+  if (value.trim() === '') return 'it is blank';
+  if (value.includes(',')) return 'it holds more than one value (a duplicated or joined header)';
+  if (value.trim().length > ID_MAX) return `it is longer than ${ID_MAX} characters`;
+  if (!identifier.safeParse(value).success) {
+    return 'it has characters other than letters, digits and . _ - @ : /';
+  }
+  return undefined;
 }
 
 /** Refuses a request that does not come through the gateway (401). */
@@ -51,14 +70,17 @@ export function readAttribution(headers: HeaderReader, gatewaySecret: string): A
     throw unauthorized(`The gateway sent no valid ${GATEWAY_HEADERS.subscription} header.`);
   }
   const app = identifier.safeParse(headers.get(GATEWAY_HEADERS.app) ?? '');
-  const department = identifier.safeParse(headers.get(GATEWAY_HEADERS.department) ?? '');
+  const sentDepartment = headers.get(GATEWAY_HEADERS.department);
+  const department = identifier.safeParse(sentDepartment ?? '');
   const user = identifier.safeParse(headers.get(GATEWAY_HEADERS.user) ?? '');
+  const departmentProblem = sentDepartment === null ? undefined : identifierProblem(sentDepartment);
   return {
     subscriptionId: subscription.data,
     appId: app.success ? app.data : subscription.data,
     department: department.success ? department.data : UNASSIGNED_DEPARTMENT,
     userId: user.success ? user.data : undefined,
     unassigned: !department.success,
+    ...(departmentProblem === undefined ? {} : { departmentProblem }),
   };
 }
 
