@@ -6,6 +6,7 @@ import { readWav } from '../../../shared/metering/audio';
 import { billableCharacters, spokenText } from '../../../shared/metering/speech-billing';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
+import { oggOpusSeconds } from '../../fixtures/crafted-audio';
 
 let stack: LocalStack;
 let redis: Redis;
@@ -35,23 +36,9 @@ function wav(seconds: number, format = pcm16k): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(Buffer.concat([wavHeader(format, samples.length), samples]));
 }
 
-/** An Ogg Opus stream whose granule positions give it a known length (48 kHz clock, 312 pre-skip). */
+/** A well-formed Ogg Opus stream of a known length (48 kHz clock, 312 pre-skip). */
 function oggOpus(seconds: number): Uint8Array<ArrayBuffer> {
-  const page = (granule: bigint, payload: Buffer): Buffer => {
-    const header = Buffer.alloc(27);
-    header.write('OggS', 0, 'ascii');
-    header.writeBigInt64LE(granule, 6);
-    header.writeUInt8(1, 26);
-    return Buffer.concat([header, Buffer.from([payload.length]), payload]);
-  };
-  const head = Buffer.alloc(19);
-  head.write('OpusHead', 0, 'ascii');
-  head.writeUInt8(1, 8);
-  head.writeUInt8(1, 9);
-  head.writeUInt16LE(312, 10);
-  return Uint8Array.from(
-    Buffer.concat([page(0n, head), page(BigInt(Math.round(seconds * 48_000) + 312), Buffer.alloc(40))]),
-  );
+  return Uint8Array.from(oggOpusSeconds(seconds));
 }
 
 async function event(id: string): Promise<UsageEvent> {
