@@ -358,6 +358,27 @@ describe('claim()', () => {
     expect(await redis.exists(usageKeys.events(id))).toBe(0);
   });
 
+  it('claims a spooled blob that is not a usage event as it is, for the run to quarantine, instead of failing', async () => {
+    const window = freshWindow();
+    const id = windowId(window);
+    const good = events(window, 2, 'spooled');
+    for (const e of good) await spool.write(e);
+    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
+      BLOB_CONTAINERS.usageSpool,
+    );
+    const damaged = ['{"truncated": ', '{"no":"id"}'];
+    for (const [i, body] of damaged.entries()) {
+      await container.getBlockBlobClient(`${id}/damaged-${i}.json`).upload(body, body.length);
+    }
+    const batch = await buffer.claim(id, `run-${randomUUID()}`);
+    const { raw } = await readBatch(batch);
+    expect(raw.filter((r) => damaged.includes(r)).sort()).toEqual([...damaged].sort());
+    expect(raw).toHaveLength(4);
+    // Released with the batch: the run quarantines them (the aggregator sets invalid events aside).
+    await buffer.release(batch);
+    expect(await spool.windows()).not.toContain(id);
+  });
+
   it('is safe to repeat: the same batch, the same content', async () => {
     const window = freshWindow();
     const id = windowId(window);
