@@ -81,6 +81,15 @@ return moved`;
 
 type RedisLike = Redis | Cluster;
 
+function eventIdOf(content: string): string | undefined {
+  try {
+    const id = (JSON.parse(content) as { id?: unknown } | null)?.id;
+    return typeof id === 'string' && id ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function masters(redis: RedisLike): Redis[] {
   return redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
 }
@@ -199,10 +208,12 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
 
   async #claimSpooled(redis: RedisLike, name: string, batchKey: string, manifest: string): Promise<void> {
     const content = await this.spool.read(name);
-    const id = (JSON.parse(content) as { id?: unknown }).id;
-    if (typeof id !== 'string' || !id) throw new Error(`spooled usage blob '${name}' has no event id`);
+    // A damaged blob (not JSON, no id) is claimed as it is, under its blob name (which no event id
+    // can equal: ids have no '/'): the run's aggregation sets it aside in the quarantine, and the
+    // release deletes it. Failing the claim instead would block its window on every run.
+    const field = eventIdOf(content) ?? `damaged:${name}`;
     // Manifest first: a blob copied into the batch is always one the release will delete.
-    await redis.multi().sadd(manifest, name).hsetnx(batchKey, id, content).exec();
+    await redis.multi().sadd(manifest, name).hsetnx(batchKey, field, content).exec();
   }
 
   /**
