@@ -9,6 +9,8 @@ app.setup({ enableHttpStream: true });
 // one is reported here and by every chargeback run, and metering goes on.
 app.hook.appStart(async () => {
   const services = await initializeAppServices();
+  // Connect now: the first requests' usage then goes straight to Redis, not to the spool.
+  services.connectRedis();
   // Usually created by the deployment; if one is missing, metering must still find its spool.
   const problems = await services.ensureBlobContainers();
   // eslint-disable-next-line no-console -- an app hook has no invocation context to log through

@@ -52,6 +52,8 @@ export interface AppServices {
    * RBAC its identity may not. Returns what could not be ensured; metering goes on regardless.
    */
   ensureBlobContainers(): Promise<string[]>;
+  /** Opens the Redis connection now (at start-up), so that the first requests do not wait for it. */
+  connectRedis(): void;
   close(): Promise<void>;
 }
 
@@ -197,6 +199,9 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       return outcomes.flatMap((outcome, i) =>
         outcome.status === 'rejected' ? [`${names[i]}: ${ensureError(outcome.reason).message}`] : [],
       );
+    },
+    connectRedis() {
+      redis();
     },
     close() {
       redisClient?.disconnect();
