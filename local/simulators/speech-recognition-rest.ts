@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import { ApiError } from '../../shared/contracts/api-errors';
 import { oggOpusDurationSeconds, readWav } from '../../shared/metering/audio';
 import { sendJson } from './http';
 import { badRequest, SpeechError } from './speech-errors';
@@ -27,7 +28,7 @@ export function restRecognition(req: http.IncomingMessage, url: URL, body: Buffe
   let seconds: number | undefined;
   let phrase: { offset: number; duration: number } | undefined;
   if (/^audio\/(x-)?wav\b/.test(contentType)) {
-    const wav = readWav(body);
+    const wav = parsed(() => readWav(body));
     if (!wav) throw badRequest('The audio is not WAV (RIFF/WAVE with fmt and data chunks).');
     seconds = wav.durationSeconds;
     const segmenter = new SpeechSegmenter(wav);
@@ -37,7 +38,7 @@ export function restRecognition(req: http.IncomingMessage, url: URL, body: Buffe
     // The short-audio API answers with the first phrase only.
     if (first?.type === 'phrase') phrase = { offset: first.offset, duration: first.duration };
   } else if (/^audio\/ogg\b/.test(contentType)) {
-    seconds = oggOpusDurationSeconds(body);
+    seconds = parsed(() => oggOpusDurationSeconds(body));
     if (seconds === undefined) {
       throw badRequest('The audio is not Ogg Opus (no OggS pages with OpusHead).');
     }
@@ -62,4 +63,14 @@ export function restRecognition(req: http.IncomingMessage, url: URL, body: Buffe
     session.onAudioReceived(billed);
     sendJson(res, 200, result, headers, session.cut);
   };
+}
+
+/** The shared audio parsers refuse a broken file with a 400 ApiError: the service's own 400. */
+function parsed<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 400) throw badRequest(error.message);
+    throw error;
+  }
 }

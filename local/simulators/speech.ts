@@ -17,7 +17,7 @@ import { restRecognition } from './speech-recognition-rest';
 import { modeFromPath, serveRecognition } from './speech-recognition-ws';
 import type { RestAnswer, SpeechSession } from './speech-session';
 import { restSynthesis, serveSynthesis } from './speech-synthesis';
-import { tokenAnswer } from './speech-token';
+import { SpeechTokens } from './speech-token';
 import { voiceList } from './speech-voices';
 
 /**
@@ -36,7 +36,9 @@ import { voiceList } from './speech-voices';
  * with SSML `<break>`s as silence.
  *
  * Auth: `Ocp-Apim-Subscription-Key: <key>` (header or query parameter), or
- * `Authorization: Bearer <any token>` (as from /sts/v1.0/issueToken or Entra ID).
+ * `Authorization: Bearer <token>` (as from /sts/v1.0/issueToken or Entra ID): any token, or with
+ * `verifyTokens` only the simulator's own (its token endpoint's, or `issueEntraToken()`'s standing
+ * in for Entra ID, bare or as `aad#<resourceId>#<token>`), unexpired.
  *
  * This module is the server: routing, auth, faults and stats, for REST requests and WebSocket
  * upgrades alike. Each operation is a module of its own: speech-recognition-rest.ts,
@@ -60,6 +62,14 @@ export interface SpeechSimulatorOptions {
   /** Delay between chunks of synthesized audio (REST and WebSocket). Default 0. */
   chunkDelayMs?: number;
   fault?: FaultSetting;
+  /**
+   * Check bearer tokens as the service does instead of taking any: only tokens this simulator
+   * issued (its token endpoint, `issueEntraToken()`) that have not expired, bare or as
+   * `aad#<resourceId>#<token>`. Default false.
+   */
+  verifyTokens?: boolean;
+  /** The simulated account's ARM id, which an `aad#<id>#<token>` must name. */
+  resourceId?: string;
 }
 
 export interface SpeechSimulatorStats {
@@ -79,16 +89,24 @@ export interface SpeechSimulator {
   readonly port: number;
   readonly key: string;
   readonly region: string;
+  readonly resourceId: string;
   readonly stats: SpeechSimulatorStats;
   /**
    * Applies to every later request and connection; a request's `x-simulator-fault` header (or,
    * for the SDK's WebSocket, query parameter) wins. Throws if invalid.
    */
   setFault(fault: FaultSetting | undefined): void;
+  /**
+   * An access token as Entra ID issues one for the Cognitive Services scope (valid for
+   * `lifetimeSeconds`, default an hour), which this simulator takes even with `verifyTokens`.
+   */
+  issueEntraToken(lifetimeSeconds?: number): string;
   close(): Promise<void>;
 }
 
 export const SPEECH_SIMULATOR_KEY = 'local-speech-simulator-key';
+export const SPEECH_SIMULATOR_RESOURCE_ID =
+  '/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/providers/Microsoft.CognitiveServices/accounts/local-speech-simulator';
 
 const RECOGNITION_PATH =
   /^\/speech\/recognition\/(interactive|conversation|dictation)\/cognitiveservices\/v1$/;
@@ -103,6 +121,8 @@ type SocketOperation = (ws: WebSocket, session: SpeechSession) => void;
 export async function startSpeechSimulator(options: SpeechSimulatorOptions = {}): Promise<SpeechSimulator> {
   const key = options.key ?? SPEECH_SIMULATOR_KEY;
   const region = options.region ?? 'localsim';
+  const resourceId = options.resourceId ?? SPEECH_SIMULATOR_RESOURCE_ID;
+  const tokens = new SpeechTokens(region, resourceId);
   const stats: SpeechSimulatorStats = {
     requests: 0,
     faulted: 0,
@@ -116,7 +136,9 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
   const authorized = (headers: http.IncomingHttpHeaders, url: URL): boolean =>
     headers['ocp-apim-subscription-key'] === key ||
     url.searchParams.get('Ocp-Apim-Subscription-Key') === key ||
-    /^Bearer\s+\S+/i.test(headers.authorization ?? '');
+    (options.verifyTokens
+      ? tokens.accepts(headers.authorization)
+      : /^Bearer\s+\S+/i.test(headers.authorization ?? ''));
 
   /** The request's fault: the header, or the query parameter where a client cannot set headers. */
   const faultOf = (headers: http.IncomingHttpHeaders, url: URL): FaultPlan => {
@@ -146,7 +168,7 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
   const restOperation = (method: string | undefined, path: string): RestOperation | undefined => {
     if (method === 'GET' && path === '/cognitiveservices/voices/list') return () => voiceList;
     if (method !== 'POST') return undefined;
-    if (path.toLowerCase() === '/sts/v1.0/issuetoken') return () => tokenAnswer(region);
+    if (path.toLowerCase() === '/sts/v1.0/issuetoken') return () => tokens.tokenAnswer();
     if (RECOGNITION_PATH.test(path)) return restRecognition;
     if (path === '/cognitiveservices/v1') return (req, _url, body) => restSynthesis(req, body);
     return undefined;
@@ -206,7 +228,11 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
     countFault(plan);
     switch (plan.outcome) {
       case 'timeout':
-        return; // held open until the client gives up or close()
+        // Held open until the client gives up (its end is read, so that the socket then closes)
+        // or close().
+        socket.once('end', () => socket.destroy());
+        socket.resume();
+        return;
       case 'reset':
         socket.destroy();
         return;
@@ -235,10 +261,12 @@ export async function startSpeechSimulator(options: SpeechSimulatorOptions = {})
     port,
     key,
     region,
+    resourceId,
     stats,
     setFault(next) {
       fault = parseFault(next);
     },
+    issueEntraToken: (lifetimeSeconds) => tokens.entraToken(lifetimeSeconds),
     close: async () => {
       for (const client of sockets.clients) client.terminate();
       await closeServer(server, upgrading);

@@ -222,6 +222,30 @@ describe('voices, tokens and auth', () => {
     const refused = await fetch(`${sim.url}/cognitiveservices/voices/list`);
     expect(refused.status).toBe(401);
   });
+
+  it('with verifyTokens, takes only its own unexpired tokens: bare, or aad#<its resource id>#<token>', async () => {
+    const strict = await startSpeechSimulator({ verifyTokens: true });
+    try {
+      const voices = (authorization: string) =>
+        fetch(`${strict.url}/cognitiveservices/voices/list`, { headers: { authorization } }).then(
+          (res) => res.status,
+        );
+      const issued = await fetch(`${strict.url}/sts/v1.0/issueToken`, {
+        method: 'POST',
+        headers: { 'Ocp-Apim-Subscription-Key': strict.key },
+      });
+      const entra = strict.issueEntraToken();
+      expect(await voices(`Bearer ${await issued.text()}`)).toBe(200);
+      expect(await voices(`Bearer ${entra}`)).toBe(200);
+      expect(await voices(`Bearer aad#${strict.resourceId}#${entra}`)).toBe(200);
+      expect(await voices(`Bearer aad#${strict.resourceId.replace(/[^/]+$/, 'other')}#${entra}`)).toBe(401);
+      expect(await voices(`Bearer ${strict.issueEntraToken(-60)}`)).toBe(401);
+      expect(await voices(`Bearer ${sim.issueEntraToken()}`)).toBe(401); // another simulator's
+      expect(await voices('Bearer any-token')).toBe(401);
+    } finally {
+      await strict.close();
+    }
+  });
 });
 
 describe('injected faults', () => {
