@@ -13,6 +13,8 @@ export interface ProbeTargets {
   blobService(): BlobServiceClient;
   cosmos(): CosmosClient;
   cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;
+  /** Azure Speech's REST authentication, as the Speech calls use it (key, or `aad#…` Entra token). */
+  speechAuthHeaders(): Promise<Record<string, string>>;
 }
 
 /** One probe per dependency the app cannot work without. */
@@ -40,11 +42,7 @@ export function dependencyProbes(app: ProbeTargets): Record<string, Probe> {
     },
     azureSpeech: async (signal) => {
       const base = config.speech.endpoint ?? `https://${config.speech.region}.tts.speech.microsoft.com`;
-      const headers = await app.cognitiveAuthHeaders(config.speech.key);
-      if (headers['api-key']) {
-        headers['Ocp-Apim-Subscription-Key'] = headers['api-key'];
-        delete headers['api-key'];
-      }
+      const headers = await app.speechAuthHeaders();
       await expectOk(`${base}/cognitiveservices/voices/list`, headers, signal);
     },
   };

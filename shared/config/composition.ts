@@ -136,6 +136,17 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       }),
   );
   const store = once(() => new CosmosChargebackStore(cosmos(), config.cosmos.database));
+  const speech = once(
+    () =>
+      new SdkSpeechUpstream({
+        endpoint: config.speech.endpoint,
+        region: config.speech.region,
+        key: config.speech.key,
+        resourceId: config.speech.resourceId,
+        entraToken: () => identity.cognitiveToken(),
+        timeoutMs: config.proxy.upstreamTimeoutMs,
+      }),
+  );
   const services: AppServices = {
     config,
     telemetry,
@@ -163,17 +174,7 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
           timeoutMs: config.proxy.upstreamTimeoutMs,
         }),
     ),
-    speechUpstream: once(
-      () =>
-        new SdkSpeechUpstream({
-          endpoint: config.speech.endpoint,
-          region: config.speech.region,
-          key: config.speech.key,
-          resourceId: config.speech.resourceId,
-          entraToken: () => identity.cognitiveToken(),
-          timeoutMs: config.proxy.upstreamTimeoutMs,
-        }),
-    ),
+    speechUpstream: speech,
     chargeback: once(
       () =>
         new ChargebackSteps({
@@ -186,7 +187,15 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
           graceMs: config.chargeback.graceMs,
         }),
     ),
-    healthProbes: () => dependencyProbes({ config, redis, blobService, cosmos, cognitiveAuthHeaders }),
+    healthProbes: () =>
+      dependencyProbes({
+        config,
+        redis,
+        blobService,
+        cosmos,
+        cognitiveAuthHeaders,
+        speechAuthHeaders: () => speech().restAuthHeaders(),
+      }),
     async ensureBlobContainers() {
       const names = [
         ...new Set([
