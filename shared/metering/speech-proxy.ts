@@ -65,8 +65,8 @@ const DEFAULT_OUTPUT_FORMAT: SpeechOutputFormat = 'riff-24khz-16bit-mono-pcm';
 
 /** Output formats offered, by their `X-Microsoft-OutputFormat` name, with what we need to meter them. */
 export const SPEECH_OUTPUT_FORMATS = {
-  'riff-16khz-16bit-mono-pcm': { contentType: 'audio/wav', riff: true },
-  'riff-24khz-16bit-mono-pcm': { contentType: 'audio/wav', riff: true },
+  'riff-16khz-16bit-mono-pcm': { contentType: 'audio/wav', riff: true, bytesPerSecond: 32_000 },
+  'riff-24khz-16bit-mono-pcm': { contentType: 'audio/wav', riff: true, bytesPerSecond: 48_000 },
   'raw-16khz-16bit-mono-pcm': { contentType: 'audio/basic', bytesPerSecond: 32_000 },
   'raw-24khz-16bit-mono-pcm': { contentType: 'audio/basic', bytesPerSecond: 48_000 },
   'audio-16khz-32kbitrate-mono-mp3': { contentType: 'audio/mpeg', bytesPerSecond: 4_000 },
@@ -237,9 +237,7 @@ export async function synthesizeSpeech(
   }
 
   const audio = await context.upstream.synthesize(ssml, formatName);
-  const seconds = format.riff
-    ? (readWav(audio)?.durationSeconds ?? 0)
-    : audio.length / (format.bytesPerSecond ?? 1);
+  const seconds = synthesizedSeconds(audio, format);
   await context.record(
     usageEvent(context, 'tts', 'tts-neural', {
       billableCharacters: characters,
@@ -253,6 +251,21 @@ export async function synthesizeSpeech(
       audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength) as ArrayBuffer,
     ),
   };
+}
+
+/**
+ * How long the synthesized audio lasts (telemetry: synthesis is billed by characters). The audio
+ * is the service's, already charged for: a WAV the strict reader refuses is estimated from its
+ * size rather than failing the served request.
+ */
+function synthesizedSeconds(audio: Buffer, format: { riff?: boolean; bytesPerSecond?: number }): number {
+  const estimate = (): number => audio.length / (format.bytesPerSecond ?? 1);
+  if (!format.riff) return estimate();
+  try {
+    return readWav(audio)?.durationSeconds ?? estimate();
+  } catch {
+    return estimate();
+  }
 }
 
 function round(seconds: number): number {
