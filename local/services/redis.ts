@@ -110,7 +110,10 @@ async function launch(
     '--loglevel',
     'warning',
     ...persistence,
-    ...(replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', String(replicaOf)]),
+    // A replica loads the primary's data straight from the socket, writing no file of its own.
+    ...(replicaOf === undefined
+      ? []
+      : ['--replicaof', '127.0.0.1', String(replicaOf), '--repl-diskless-load', 'on-empty-db']),
   ]);
   try {
     const pid = await server.started;
