@@ -1,5 +1,10 @@
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
-import { countTextTokens, estimateChatPromptTokens } from '../../../shared/metering/token-estimate';
+import {
+  countTextTokens,
+  estimateChatPromptTokens,
+  estimateEmbeddingInputTokens,
+  RunningTokenCount,
+} from '../../../shared/metering/token-estimate';
 
 /** OpenAI's chat framing as the module documents it: 3 + 1 (role) per message, 3 to prime the reply. */
 const PER_MESSAGE = 4;
@@ -122,5 +127,140 @@ describe('estimateChatPromptTokens', () => {
   it('adds up over many messages', () => {
     const messages = Array.from({ length: 10 }, () => ({ content: 'Hello, world!' }));
     expect(estimateChatPromptTokens(messages)).toBe(3 + 10 * (4 + 4));
+  });
+});
+
+describe('countTextTokens on text that spells a special token', () => {
+  it('counts it as the plain text it is, rather than throwing (the event would be lost)', () => {
+    const text = 'The model wrote <|endoftext|> and went on.';
+    expect(() => countTextTokens(text)).not.toThrow();
+    expect(countTextTokens(text)).toBe(countTokens(text, { disallowedSpecial: new Set() }));
+    expect(countTextTokens(text)).toBeGreaterThan(countTokens('The model wrote  and went on.'));
+  });
+});
+
+describe('estimateEmbeddingInputTokens', () => {
+  it.each([
+    ['a string', 'hello world', 2],
+    ['strings', ['hello world', 'Hello, world!'], 2 + 4],
+    ['a token array', [1, 2, 3], 3],
+    ['token arrays', [[1, 2], [3]], 3],
+    ['nothing usable', { text: 'x' }, 0],
+  ])('counts %s without chat framing', (_, input, tokens) => {
+    expect(estimateEmbeddingInputTokens(input)).toBe(tokens);
+  });
+});
+
+/** A text of `length` characters drawn from `pieces`, reproducibly (a small linear congruential generator). */
+function randomText(pieces: readonly string[], length: number, seed: number): string {
+  let state = seed;
+  const next = (n: number): number => {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    return state % n;
+  };
+  let text = '';
+  while (text.length < length) text += pieces[next(pieces.length)];
+  return text;
+}
+
+/** Cuts a text into deltas of 1 to `max` characters, as a stream delivers it. */
+function deltas(text: string, max: number, seed: number): string[] {
+  let state = seed;
+  const out: string[] = [];
+  for (let i = 0; i < text.length;) {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    const size = 1 + (state % max);
+    out.push(text.slice(i, i + size));
+    i += size;
+  }
+  return out;
+}
+
+describe('RunningTokenCount', () => {
+  const WORDS = [
+    ' the',
+    ' ledger',
+    ' Finance',
+    ' café',
+    ' naïve',
+    ' 12345',
+    ' 3.14',
+    '.',
+    ',',
+    '!',
+    '?',
+    ' "quoted"',
+    " it's",
+    ' (aside)',
+    '\n',
+    '\n\n',
+    '  ',
+    '\t',
+    ' 😀',
+    ' 东京',
+    ' ---',
+    ' x/y',
+    ' CamelCase',
+    ' snake_case',
+    ' <|endoftext|>',
+  ];
+
+  it.each([
+    [1, 3],
+    [2, 40],
+    [3, 2_000],
+    [4, 20_000],
+  ])(
+    'counts a text streamed in pieces exactly as the whole text (seed %i, deltas up to %i characters)',
+    (seed, max) => {
+      const text = randomText(WORDS, 200_000, seed);
+      const running = new RunningTokenCount();
+      for (const delta of deltas(text, max, seed)) running.add(delta);
+      expect(running.total()).toBe(countTextTokens(text));
+    },
+  );
+
+  it('keeps at most 4 Ki characters waiting, however long the text', () => {
+    const running = new RunningTokenCount();
+    let longest = 0;
+    const text = randomText(WORDS, 500_000, 7);
+    for (const delta of deltas(text, 50, 7)) {
+      running.add(delta);
+      longest = Math.max(longest, running.pendingLength);
+    }
+    expect(longest).toBeLessThanOrEqual(4 * 1024);
+    expect(running.total()).toBe(countTextTokens(text));
+  });
+
+  it('cuts text without a split point (no spaces) at the bound, staying within a token or two per cut', () => {
+    const text = '东京の会計は月末に締まる。'.repeat(20_000); // no spaces at all
+    const running = new RunningTokenCount();
+    let longest = 0;
+    let cuts = 0;
+    for (const delta of [...deltas(text, 30, 11), 'x'.repeat(10_000)]) {
+      const before = running.pendingLength;
+      running.add(delta);
+      if (running.pendingLength < before + delta.length) cuts += 1;
+      longest = Math.max(longest, running.pendingLength);
+    }
+    expect(longest).toBeLessThanOrEqual(4 * 1024);
+    expect(cuts).toBeGreaterThan(0);
+    const exact = countTextTokens(text) + countTextTokens('x'.repeat(10_000));
+    expect(Math.abs(running.total() - exact)).toBeLessThanOrEqual(2 * cuts + 2);
+  });
+
+  it('never cuts a surrogate pair in half', () => {
+    // After the 'a', every character is a surrogate pair whose high half sits where a cut at the
+    // bound would land; no spaces. A run of this emoji is one token each; a half pair would not be.
+    expect(countTextTokens(`a${'😀'.repeat(1_000)}`)).toBe(1 + 1_000);
+    const running = new RunningTokenCount();
+    for (const delta of deltas(`a${'😀'.repeat(20_000)}`, 7, 5)) running.add(delta);
+    expect(running.total()).toBe(1 + 20_000);
+  });
+
+  it('counts nothing for no text', () => {
+    const running = new RunningTokenCount();
+    running.add('');
+    expect(running.total()).toBe(0);
   });
 });
