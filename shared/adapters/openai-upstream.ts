@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { Agent, errors as undiciErrors, request as undiciRequest } from 'undici';
-import { ApiError } from '../contracts/api-errors';
+import { ApiError, ensureError } from '../contracts/api-errors';
 import type { OpenAiUpstream, UpstreamAnswer } from '../metering/openai-proxy';
+import { UpstreamBodyError } from '../metering/openai-proxy';
 
 /** Connections to Azure OpenAI are pooled and kept alive across invocations. */
 const sharedPool = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 512 });
@@ -54,7 +55,50 @@ export class UndiciOpenAiUpstream implements OpenAiUpstream {
       headers: response.headers,
       chunks: responseBody,
       cancel: (reason) => responseBody.destroy(reason),
-      bytes: async () => new Uint8Array(await responseBody.arrayBuffer()),
+      bytes: () => readBody(responseBody, timeoutMs),
     };
   }
+}
+
+/**
+ * The whole body. When it breaks off (the connection dropped: undici's `SocketError: other side
+ * closed`; or nothing came for `timeoutMs`: its BodyTimeoutError), an UpstreamBodyError that says
+ * so without the cause, which names addresses (kept in its `detail`), with the bytes received.
+ */
+async function readBody(
+  body: Dispatcher.ResponseData['body'],
+  timeoutMs: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const chunks: Uint8Array[] = [];
+  try {
+    for await (const chunk of body) chunks.push(chunk as Uint8Array);
+  } catch (error) {
+    const cause = ensureError(error);
+    throw cause instanceof undiciErrors.BodyTimeoutError
+      ? new UpstreamBodyError(
+          504,
+          `Azure OpenAI stopped sending its answer for more than ${timeoutMs} ms: the answer was cut off.`,
+          cause.message,
+          concat(chunks),
+        )
+      : new UpstreamBodyError(
+          502,
+          'The answer from Azure OpenAI was cut off before it was complete.',
+          cause.message,
+          concat(chunks),
+        );
+  }
+  return concat(chunks);
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let size = 0;
+  for (const chunk of chunks) size += chunk.byteLength;
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
 }

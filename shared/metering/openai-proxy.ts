@@ -1,13 +1,14 @@
 import type { ReadableStream } from 'node:stream/web';
+import { ApiError } from '../contracts/api-errors';
 import type { UsageEvent, UsageFigures } from '../contracts/usage-event';
 import { NO_USAGE } from '../contracts/usage-event';
 import type { Attribution } from './attribution';
-import type { OpenAiRequestInput } from './openai-request';
+import type { OpenAiCall, OpenAiRequestInput } from './openai-request';
 import { parseOpenAiCall } from './openai-request';
 import { usageEventFor } from './served-usage';
 import type { UpstreamBody } from './sse-relay';
-import { relayStream } from './sse-relay';
-import { countTextTokens, estimateChatPromptTokens } from './token-estimate';
+import { jsonString, relayStream, stringValueAt } from './sse-relay';
+import { countTextTokens, estimateChatPromptTokens, estimateEmbeddingInputTokens } from './token-estimate';
 import { usageFigures } from './usage-figures';
 
 /**
@@ -25,13 +26,34 @@ export interface OpenAiProxyRequest extends OpenAiRequestInput {
 export interface UpstreamAnswer extends UpstreamBody {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  /** The whole body (a non-streamed answer). */
+  /**
+   * The whole body (a non-streamed answer). Rejects with an UpstreamBodyError when the body breaks
+   * off (the connection dropped, or the upstream went quiet for too long).
+   */
   bytes(): Promise<Uint8Array<ArrayBuffer>>;
 }
 
 /**
+ * An answer's body that broke off after the upstream had answered: the error the caller gets (a
+ * 502, or a 504 when the upstream went quiet for too long; the cause only in `detail`), and the
+ * bytes that arrived before the break.
+ */
+export class UpstreamBodyError extends ApiError {
+  constructor(
+    status: 502 | 504,
+    message: string,
+    detail: string,
+    readonly received: Uint8Array,
+  ) {
+    super(status, status === 504 ? 'GatewayTimeout' : 'BadGateway', message, null, {}, detail);
+    this.name = 'UpstreamBodyError';
+  }
+}
+
+/**
  * The Azure OpenAI endpoint (adapters/openai-upstream.ts). It authenticates, pools connections,
- * bounds every wait, and maps a failure to reach it to an ApiError (502/504).
+ * bounds every wait, and maps a failure to reach it to an ApiError (502/504), and a body that
+ * breaks off to an UpstreamBodyError.
  */
 export interface OpenAiUpstream {
   post(path: string, body: Uint8Array, correlationId: string): Promise<UpstreamAnswer>;
@@ -59,21 +81,47 @@ export async function proxyOpenAi(
 ): Promise<OpenAiProxyResponse> {
   const now = deps.now ?? (() => new Date());
   const call = parseOpenAiCall(request);
-  const { api, deployment, streaming, body } = call;
+  const { api, deployment, streaming } = call;
   const upstream = await deps.upstream.post(call.path, call.upstreamBody, request.correlationId);
   const status = upstream.status;
   const ok = status >= 200 && status < 300;
   const headers = passedHeaders(upstream.headers);
-  const event = (figures: UsageFigures, model: string, estimated: boolean): UsageEvent =>
+  const event = (figures: UsageFigures, model: string, estimated: boolean, served = status): UsageEvent =>
     usageEventFor(
       request,
-      { api, deployment, model, figures, status, streamed: streaming, estimated },
+      { api, deployment, model, figures, status: served, streamed: streaming, estimated },
       now(),
     );
 
   const isEventStream = /text\/event-stream/i.test(headers['content-type'] ?? '');
   if (!ok || !streaming || !isEventStream) {
-    const bytes = await upstream.bytes();
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = await upstream.bytes();
+    } catch (error) {
+      // A served answer that broke off mid-body: the upstream did the work (the prompt was read and
+      // the answer generated before it was sent), so it is recorded like a cut stream, estimated,
+      // with the status the caller gets. The completion is counted, conservatively, from the text
+      // that arrived before the break (the cut stream's rule: what reached the proxy), none if
+      // nothing of it did. Nothing is recorded for a failed call whose error body broke off.
+      if (ok) {
+        const received = error instanceof UpstreamBodyError ? error.received : new Uint8Array();
+        const partial = new TextDecoder().decode(received, { stream: true });
+        await deps.record(
+          event(
+            {
+              ...NO_USAGE,
+              promptTokens: estimatePromptTokens(call),
+              completionTokens: countTextTokens(recoverText(api, partial)),
+            },
+            MODEL_FIELD.exec(partial)?.[1] ?? '',
+            true,
+            error instanceof ApiError ? error.status : 500,
+          ),
+        );
+      }
+      throw error;
+    }
     if (ok) {
       // Nothing billable is recorded for a failed call; a served one is recorded before answering.
       const answer = parseJsonObject(bytes);
@@ -89,24 +137,61 @@ export async function proxyOpenAi(
     headers,
     body: relayStream(upstream, {
       hideUsage: api === 'chat' && !call.callerWantsUsage,
-      finish: async ({ usage, model, text }) => {
+      finish: async ({ usage, model, completionTokens }) => {
         const exact = usage !== undefined;
         const figures = exact
           ? usageFigures(usage)
-          : {
-              ...NO_USAGE,
-              promptTokens: estimateChatPromptTokens(
-                body.messages ??
-                  (typeof body.input === 'string'
-                    ? [{ content: body.input }]
-                    : ((body.input ?? []) as Array<{ content?: unknown }>)),
-              ),
-              completionTokens: countTextTokens(text()),
-            };
+          : { ...NO_USAGE, promptTokens: estimatePromptTokens(call), completionTokens: completionTokens() };
         await deps.record(event(figures, model, !exact));
       },
     }),
   };
+}
+
+/** The prompt tokens of a request, estimated from its body (the upstream reported none). */
+function estimatePromptTokens({ api, body }: OpenAiCall): number {
+  if (api === 'embeddings') return estimateEmbeddingInputTokens(body.input);
+  return estimateChatPromptTokens(
+    body.messages ??
+      (typeof body.input === 'string'
+        ? [{ content: body.input }]
+        : ((body.input ?? []) as Array<{ content?: unknown }>)),
+  );
+}
+
+/** The top-level `model` of an answer's JSON (complete: its closing quote arrived). */
+const MODEL_FIELD = /"model"\s*:\s*"([^"\\]*)"/;
+/**
+ * The key of the strings holding an answer's generated text: a chat completion's
+ * `message.content`, a response's `output[].content[].text`.
+ */
+const TEXT_KEYS: Partial<Record<OpenAiCall['api'], string>> = { chat: '"content"', responses: '"text"' };
+
+/** The generated text in the start of an answer's JSON: whatever arrived of it. */
+function recoverText(api: OpenAiCall['api'], partial: string): string {
+  const key = TEXT_KEYS[api];
+  if (!key) return '';
+  let text = '';
+  for (let at = partial.indexOf(key); at !== -1;) {
+    const value = stringValueAt(partial, at + key.length);
+    if (!value) {
+      at = partial.indexOf(key, at + key.length); // another value (an object, null)
+      continue;
+    }
+    if (value.end === -1) return text + jsonStringPrefix(partial.slice(value.start)); // cut off inside
+    text += jsonString(partial.slice(value.start, value.end)) ?? '';
+    at = partial.indexOf(key, value.end + 1);
+  }
+  return text;
+}
+
+/** What arrived of a JSON string's contents: an escape cut in half is left out. */
+function jsonStringPrefix(raw: string): string {
+  for (let end = raw.length; end >= Math.max(0, raw.length - 6); end--) {
+    const text = jsonString(raw.slice(0, end));
+    if (text !== undefined) return text;
+  }
+  return '';
 }
 
 function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
