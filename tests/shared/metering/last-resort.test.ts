@@ -1,31 +1,11 @@
-import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import {
   LAST_RESORT_EVENT,
   lastResortLine,
   parseLastResortRecords,
 } from '../../../shared/metering/last-resort';
+import { usageEvent } from '../../fixtures/usage';
 
-const event: UsageEvent = {
-  id: 'req-7',
-  recordedAt: '2026-11-22T12:31:00.000Z',
-  window: '2026-11-22T12:30:00.000Z',
-  subscriptionId: 'sub-1',
-  appId: 'app-1',
-  department: 'finance',
-  api: 'chat',
-  deployment: 'gpt-4o',
-  model: 'gpt-4o-2024-11-20',
-  promptTokens: 10,
-  cachedTokens: 0,
-  completionTokens: 5,
-  reasoningTokens: 0,
-  audioSeconds: 0,
-  billableCharacters: 0,
-  status: 200,
-  latencyMs: 12,
-  streamed: false,
-  estimated: false,
-};
+const event = usageEvent({ id: 'req-7', promptTokens: 10, completionTokens: 5 });
 
 describe('last-resort records', () => {
   it('reads back every form the records are found in', () => {
