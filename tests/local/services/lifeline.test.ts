@@ -66,6 +66,23 @@ describe('spawnWithLifeline', () => {
     expect(alive(pid)).toBe(false);
   });
 
+  it('keeps a script that only waits for its server alive until the server is up', async () => {
+    // Whether the loop ran dry before the server reported its pid was a race: several scripts at
+    // once, as a bench or a busy machine would, make losing it likely.
+    const run = async (): Promise<string> => {
+      const script = spawn(process.execPath, [join(__dirname, 'fixtures', 'redis-alone.js')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      script.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      script.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => script.once('exit', resolve));
+      return `${output}exit ${code}`;
+    };
+    const outcomes = await Promise.all(Array.from({ length: 6 }, run));
+    expect(outcomes).toEqual(Array(6).fill('ready\nstopped\nexit 0'));
+  }, 30_000);
+
   it('takes Redis and Azurite down with a parent that is SIGKILLed', async () => {
     const parent = spawn(process.execPath, [join(__dirname, 'fixtures', 'parent.js')], {
       stdio: ['ignore', 'pipe', 'pipe'],
