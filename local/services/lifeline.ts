@@ -176,7 +176,16 @@ export function spawnWithLifeline(
     });
   });
 
-  for (const stream of wrapper.stdio) (stream as { unref?: () => void } | null)?.unref?.();
+  // The server must not keep this process alive; but until it has reported its pid, the pid pipe
+  // does: a caller awaiting `started` with nothing else pending must not see its process exit.
+  const pidPipe = wrapper.stdio[3] as { unref?: () => void } | null;
+  for (const stream of wrapper.stdio) {
+    if (stream !== pidPipe) (stream as { unref?: () => void } | null)?.unref?.();
+  }
+  void started.then(
+    () => pidPipe?.unref?.(),
+    () => pidPipe?.unref?.(),
+  );
   wrapper.unref();
 
   const send = (target: number, signal: NodeJS.Signals): void => {
