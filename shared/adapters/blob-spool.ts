@@ -4,6 +4,7 @@ import type { UsageEvent } from '../contracts/usage-event';
 import { usageEventSchema } from '../contracts/usage-event';
 import { isWindowId, windowId } from '../contracts/window';
 import type { UsageSpool } from '../metering/usage-recorder';
+import { NotStoredError } from '../metering/usage-recorder';
 
 /**
  * The fallback store for usage events when Redis is unavailable: one blob per event at
@@ -29,7 +30,13 @@ export class BlobUsageSpool implements UsageSpool, SpooledUsage {
           ...(deadline ? { abortSignal: deadline } : {}),
         });
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 409) return; // already spooled: idempotent
+      const { statusCode, code } = error as { statusCode?: number; code?: string };
+      if (statusCode === 409) return; // already spooled: idempotent
+      // Refused (a missing container, no permission) or never connected: certainly not stored. A
+      // timeout or a dropped connection may hide an upload that completed.
+      if ((statusCode !== undefined && statusCode >= 400 && statusCode < 500) || code === 'ECONNREFUSED') {
+        throw new NotStoredError(`The spool refused the event (${statusCode ?? code})`, { cause: error });
+      }
       throw error;
     }
   }

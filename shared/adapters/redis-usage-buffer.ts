@@ -1,9 +1,14 @@
 import type { Cluster, Redis } from 'ioredis';
+import { ensureError } from '../contracts/api-errors';
 import type { UsageEvent } from '../contracts/usage-event';
 import { isWindowId, parseWindowId, WINDOW_ID_SOURCE, windowEnd, windowId } from '../contracts/window';
 import type { SpooledUsage, UsageBuffer, WindowBatch } from '../chargeback/ports';
 import type { LiveUsageBuffer } from '../metering/usage-recorder';
+import { NotStoredError } from '../metering/usage-recorder';
 import { whenRedisReady } from './redis-ready';
+
+/** ioredis refusing a command while disconnected (no offline queue): it was never sent. */
+const OFFLINE = /Stream isn't writeable|enableOfflineQueue|Connection is closed/;
 
 /**
  * The raw usage of a window moves through three states, so that no event is lost and none is
@@ -79,6 +84,16 @@ until cursor == '0'
 redis.call('DEL', KEYS[1])
 return moved`;
 
+/**
+ * Is the event live or in the open batch? One script: a claim cannot run between the reads. The
+ * batch key is built from the open marker: it carries the same hash tag, so the same slot.
+ */
+const HOLDS = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 1 end
+local open = redis.call('GET', KEYS[2])
+if open and redis.call('HEXISTS', ARGV[2] .. open, ARGV[1]) == 1 then return 1 end
+return 0`;
+
 type RedisLike = Redis | Cluster;
 
 function eventIdOf(content: string): string | undefined {
@@ -131,10 +146,24 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
 
   async write(event: UsageEvent, deadline: AbortSignal): Promise<void> {
     const redis = this.redis();
-    // Right after start-up or a reconnect the client may still be connecting; it does not queue.
-    if (redis.status !== 'ready') await whenRedisReady(redis, deadline);
     const key = usageKeys.events(windowId(new Date(event.window)));
-    await redis.hsetnx(key, event.id, JSON.stringify(event));
+    // Not connected (right after start-up, or during an outage; the client does not queue): the
+    // command is never sent, so the event is certainly not in Redis. A failure after sending (a
+    // reply that never came) may hide a write that landed.
+    const notStored = (error: unknown): NotStoredError =>
+      new NotStoredError(`Redis is not connected: ${ensureError(error).message}`, { cause: error });
+    if (redis.status !== 'ready') {
+      try {
+        await whenRedisReady(redis, deadline);
+      } catch (error) {
+        throw notStored(error);
+      }
+    }
+    try {
+      await redis.hsetnx(key, event.id, JSON.stringify(event));
+    } catch (error) {
+      throw OFFLINE.test(ensureError(error).message) ? notStored(error) : error;
+    }
     if (this.#waitReplicas > 0) {
       // WAIT covers every write this connection made before it, this one included. A cluster
       // client would have to send it to the connection of the master owning the key's slot; the
@@ -235,15 +264,26 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
     }
   }
 
+  /**
+   * Is the event in the spool, or in Redis (live, or in the window's open batch)? The spool first:
+   * a claim copies a spooled event into the batch before its blob goes, so an event moving between
+   * them is seen in one or the other. Redis is read in one script, so a claim moving the live
+   * events into the batch cannot slip between two reads. What this cannot see is an event whose
+   * window was claimed, committed and released in full between the two checks.
+   */
   async holds(event: Pick<UsageEvent, 'window' | 'id'>): Promise<boolean> {
+    if (await this.spool.holds(event)) return true;
     const redis = await this.#connected();
     const window = windowId(new Date(event.window));
-    const open = await redis.get(usageKeys.open(window));
-    const [live, batched] = await Promise.all([
-      redis.hexists(usageKeys.events(window), event.id),
-      open ? redis.hexists(usageKeys.batch(window, open), event.id) : Promise.resolve(0),
-    ]);
-    return live === 1 || batched === 1 || (await this.spool.holds(event));
+    const held = await redis.eval(
+      HOLDS,
+      2,
+      usageKeys.events(window),
+      usageKeys.open(window),
+      event.id,
+      usageKeys.batch(window, ''),
+    );
+    return Number(held) === 1;
   }
 
   /** Deletes the batch's raw data. Only after its aggregates and reports are committed. */

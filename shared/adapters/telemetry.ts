@@ -92,10 +92,15 @@ export class Telemetry {
    * The last-resort record of an event neither store took, as a custom event carrying the whole
    * event: it can be exported from Application Insights and re-imported (metering/last-resort.ts).
    */
-  lastResort(event: UsageEvent, reason: string): void {
+  lastResort(event: UsageEvent, reason: string, maybeStored: boolean): void {
     this.sink?.trackEvent({
       name: LAST_RESORT_EVENT,
-      properties: { event: JSON.stringify(event), reason, correlationId: event.id },
+      properties: {
+        event: JSON.stringify(event),
+        reason,
+        maybeStored: String(maybeStored),
+        correlationId: event.id,
+      },
     });
   }
 

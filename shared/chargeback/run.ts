@@ -3,6 +3,7 @@ import { monthOf, parsePeriod } from '../contracts/report-period';
 import type { ReportPeriod } from '../contracts/report-period';
 import { LEDGER_PARTITION_KEY } from '../contracts/storage';
 import type { UsageEvent } from '../contracts/usage-event';
+import type { LastResortRecord } from '../metering/last-resort';
 import { parseWindowId, windowEnd, windowId, windowIdAt } from '../contracts/window';
 
 import type { ChargebackConfigState } from './model';
@@ -92,8 +93,13 @@ export interface ImportOutcome {
   events: number;
   imported: number;
   alreadyImported: number;
-  /** Still held by the buffer: the next run counts them. */
+  /** Still held by the buffer: the runs count them. */
   pending: number;
+  /**
+   * Ids of events a store may have taken after all (a timeout), which the buffer no longer holds:
+   * they may already be counted, so they were not imported (see importEvents).
+   */
+  maybeCounted: string[];
 }
 
 const IMPORT_CONCURRENCY = 16;
@@ -188,21 +194,38 @@ export class ChargebackSteps {
   /**
    * Re-imports usage events that neither Redis nor the spool took (their last-resort records).
    * Idempotent: each event is committed as a batch of its own, named after its id, in the window
-   * it was recorded in, so importing it again rewrites the same documents. An event the buffer
-   * still holds (a write that landed after the proxy stopped waiting) is left to the next run,
-   * which merges copies by id. The next run rolls the days up and rewrites their reports.
+   * it was recorded in, so importing it again rewrites the same documents, and a later import
+   * finds it committed. An event the buffer still holds (a write that landed after the proxy
+   * stopped waiting) is left to the runs, which merge copies by id; an empty batch of its own is
+   * committed all the same, so that no later import counts it once the buffer has been released.
+   * An event a store may hold after all (`maybeStored`: it timed out rather than refused) but
+   * which the buffer no longer holds may already have been counted and released: it is imported
+   * only when `includeMaybeStored` says so, and listed otherwise.
    */
-  async importEvents(events: readonly UsageEvent[], log: StepLogger): Promise<ImportOutcome> {
-    const unique = [...new Map(events.map((event) => [event.id, event])).values()];
-    const outcome: ImportOutcome = { events: unique.length, imported: 0, alreadyImported: 0, pending: 0 };
+  async importEvents(
+    records: readonly LastResortRecord[],
+    log: StepLogger,
+    options: { includeMaybeStored?: boolean } = {},
+  ): Promise<ImportOutcome> {
+    const unique = [...new Map(records.map((record) => [record.event.id, record])).values()];
+    const outcome: ImportOutcome = {
+      events: unique.length,
+      imported: 0,
+      alreadyImported: 0,
+      pending: 0,
+      maybeCounted: [],
+    };
     for (let i = 0; i < unique.length; i += IMPORT_CONCURRENCY) {
       await Promise.all(
-        unique.slice(i, i + IMPORT_CONCURRENCY).map(async (event) => {
+        unique.slice(i, i + IMPORT_CONCURRENCY).map(async ({ event, maybeStored }) => {
           const batch = importBatchOf(event);
           if (await this.deps.store.committed(batch)) {
             outcome.alreadyImported++;
           } else if (await this.deps.buffer.holds(event)) {
+            await this.#commit(batch, [], log);
             outcome.pending++;
+          } else if (maybeStored && !options.includeMaybeStored) {
+            outcome.maybeCounted.push(event.id);
           } else {
             await this.#commit(batch, [[JSON.stringify(event)]], log);
             outcome.imported++;
@@ -210,8 +233,9 @@ export class ChargebackSteps {
         }),
       );
     }
+    outcome.maybeCounted.sort();
     log.info(
-      `USAGE_IMPORT ${outcome.events} events: ${outcome.imported} imported, ${outcome.alreadyImported} already imported, ${outcome.pending} still pending in the buffer.`,
+      `USAGE_IMPORT ${outcome.events} events: ${outcome.imported} imported, ${outcome.alreadyImported} already imported, ${outcome.pending} still pending in the buffer, ${outcome.maybeCounted.length} possibly counted already (not imported).`,
     );
     return outcome;
   }

@@ -70,9 +70,9 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
   const telemetry = await createTelemetry(config.appInsightsConnectionString);
   let lastSpoolWarning = 0;
   /** Neither store took a served request's usage: the whole event goes to the logs and telemetry. */
-  const lastResort = (event: UsageEvent, reason: string): void => {
-    console.error(lastResortLine(event, reason));
-    telemetry.lastResort(event, reason);
+  const lastResort = (event: UsageEvent, reason: string, maybeStored: boolean): void => {
+    console.error(lastResortLine(event, reason, maybeStored));
+    telemetry.lastResort(event, reason, maybeStored);
   };
 
   let redisClient: Redis | undefined;
@@ -132,7 +132,8 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
           );
         },
         spoolTimeoutMs: config.proxy.spoolWriteTimeoutMs,
-        onUnrecorded: (event, error) => lastResort(event, ensureError(error).message),
+        onUnrecorded: (event, error, maybeStored) =>
+          lastResort(event, ensureError(error).message, maybeStored),
       }),
   );
   const store = once(() => new CosmosChargebackStore(cosmos(), config.cosmos.database));
@@ -161,7 +162,7 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       } catch (error) {
         // Not a store failing (those end in the last resort): the event itself is unusable. The
         // request was served all the same; the record keeps what there is, for an admin to see.
-        lastResort(event, `unusable usage event: ${ensureError(error).message}`);
+        lastResort(event, `unusable usage event: ${ensureError(error).message}`, false);
         outcome = 'last-resort';
       }
       telemetry.usage(event, outcome);

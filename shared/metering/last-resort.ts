@@ -13,13 +13,27 @@ export const LAST_RESORT_MARKER = 'USAGE_EVENT_UNRECORDED';
 /** The Application Insights custom event's name; its `event` property holds the event as JSON. */
 export const LAST_RESORT_EVENT = 'UsageEventUnrecorded';
 
-/** The log line: the marker, then one JSON object with the event and why it was not recorded. */
-export function lastResortLine(event: UsageEvent, reason: string): string {
-  return `${LAST_RESORT_MARKER} ${JSON.stringify({ event, reason })}`;
+/** One last-resort record: the event, and whether a store may hold it after all. */
+export interface LastResortRecord {
+  event: UsageEvent;
+  /**
+   * A store failed in a way that may hide a write that landed (a timeout), rather than refusing
+   * it outright: the event may already be counted. A re-import imports such an event only when
+   * the buffer does not hold it and the admin says so.
+   */
+  maybeStored: boolean;
+}
+
+/**
+ * The log line: the marker, then one JSON object with the event, why it was not recorded, and
+ * whether a store may hold it after all.
+ */
+export function lastResortLine(event: UsageEvent, reason: string, maybeStored: boolean): string {
+  return `${LAST_RESORT_MARKER} ${JSON.stringify({ event, reason, maybeStored })}`;
 }
 
 export interface ParsedRecords {
-  events: UsageEvent[];
+  records: LastResortRecord[];
   /** One entry per unusable line: `line <n>: <why>`. */
   problems: string[];
 }
@@ -32,21 +46,22 @@ export interface ParsedRecords {
  *   `customDimensions.event` (or `event`) holds the event, as an object or as a JSON string, or
  *   whose `message` is the log line;
  * - a bare usage event as JSON.
- * Blank lines are skipped. Every event must pass the usage schema.
+ * Blank lines are skipped. Every event must pass the usage schema. A record that does not say
+ * whether a store may hold its event (a bare event) is taken to say it may.
  */
 export function parseLastResortRecords(text: string): ParsedRecords {
-  const events: UsageEvent[] = [];
+  const records: LastResortRecord[] = [];
   const problems: string[] = [];
   text.split(/\r?\n/).forEach((raw, index) => {
     const line = raw.trim();
     if (line === '') return;
     const where = `line ${index + 1}`;
-    const candidate = eventIn(line);
-    if (candidate === undefined) {
+    const found = recordIn(line);
+    if (found === undefined) {
       problems.push(`${where}: not a last-resort record (expected ${LAST_RESORT_MARKER} and a JSON object)`);
       return;
     }
-    const parsed = usageEventSchema.safeParse(candidate);
+    const parsed = usageEventSchema.safeParse(found.event);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       problems.push(
@@ -54,12 +69,17 @@ export function parseLastResortRecords(text: string): ParsedRecords {
       );
       return;
     }
-    events.push(parsed.data);
+    records.push({ event: parsed.data, maybeStored: found.maybeStored });
   });
-  return { events, problems };
+  return { records, problems };
 }
 
-function eventIn(line: string): unknown {
+interface Found {
+  event: unknown;
+  maybeStored: boolean;
+}
+
+function recordIn(line: string): Found | undefined {
   // An exported row is JSON as a whole (its message may hold a log line); a log line is not.
   const marker = line.startsWith('{') ? -1 : line.indexOf(LAST_RESORT_MARKER);
   const json = marker >= 0 ? line.slice(marker + LAST_RESORT_MARKER.length).trim() : line;
@@ -73,21 +93,29 @@ function eventIn(line: string): unknown {
   return unwrap(value, 0);
 }
 
-/** The event inside a record: `{event}`, `{customDimensions: {event}}`, `{message: <log line>}`, or the event itself. */
-function unwrap(value: unknown, depth: number): unknown {
-  if (typeof value !== 'object' || value === null || depth > 3) return value;
+/**
+ * The event inside a record and whether a store may hold it: `{event, maybeStored}`,
+ * `{customDimensions: {event, maybeStored}}` (strings, as Application Insights keeps them),
+ * `{message: <log line>}`, or a bare event (which may be stored: nothing says otherwise).
+ */
+function unwrap(value: unknown, depth: number): Found | undefined {
+  if (typeof value !== 'object' || value === null || depth > 3) return { event: value, maybeStored: true };
   const record = value as Record<string, unknown>;
   if (typeof record.message === 'string' && record.message.includes(LAST_RESORT_MARKER)) {
-    return eventIn(record.message);
+    return recordIn(record.message);
   }
-  const inner = record.event ?? (record.customDimensions as Record<string, unknown> | undefined)?.event;
-  if (inner === undefined) return value;
+  const holder =
+    record.event !== undefined ? record : (record.customDimensions as Record<string, unknown> | undefined);
+  const inner = holder?.event;
+  if (inner === undefined) return { event: value, maybeStored: true };
+  const maybeStored = !(holder?.maybeStored === false || holder?.maybeStored === 'false');
+  let event: unknown = inner;
   if (typeof inner === 'string') {
     try {
-      return unwrap(JSON.parse(inner), depth + 1);
+      event = JSON.parse(inner);
     } catch {
       return undefined;
     }
   }
-  return unwrap(inner, depth + 1);
+  return { event, maybeStored };
 }

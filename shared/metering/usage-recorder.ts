@@ -13,6 +13,21 @@ export interface UsageSpool {
   write(event: UsageEvent, deadline?: AbortSignal): Promise<void>;
 }
 
+/**
+ * A store's failure that proves the event was not stored (the command or upload was never sent, or
+ * was refused). Any other failure, a timeout above all, may hide a write that landed after all.
+ */
+export class NotStoredError extends Error {
+  override readonly name = 'NotStoredError';
+}
+
+/** Could the event be in the store despite this failure? Only a NotStoredError says no. */
+export function possiblyStored(error: unknown): boolean {
+  return !(error instanceof NotStoredError);
+}
+
+const DEADLINE_GRACE_MS = 25;
+
 /** Where an event went: the live buffer, the spool, or (neither took it) the last-resort record. */
 export type RecordOutcome = 'redis' | 'spool' | 'last-resort';
 
@@ -25,9 +40,10 @@ export interface UsageRecorderOptions {
   onSpooled?: (event: UsageEvent, reason: unknown) => void;
   /**
    * The last resort when neither store takes the event: it must keep the whole event where it can
-   * be read back and re-imported (the logs and telemetry). It must not throw.
+   * be read back and re-imported (the logs and telemetry). It must not throw. `maybeStored`: a
+   * store failed in a way that may hide a write that landed after all (a timeout).
    */
-  onUnrecorded?: (event: UsageEvent, error: unknown) => void;
+  onUnrecorded?: (event: UsageEvent, error: unknown, maybeStored: boolean) => void;
 }
 
 /**
@@ -49,9 +65,10 @@ export class UsageRecorder {
     const event = usageEventSchema.parse(candidate);
     try {
       const deadline = AbortSignal.timeout(this.options.redisTimeoutMs);
+      // A little past the buffer's own deadline: a buffer that knows it sent nothing says so first.
       await withTimeout(
         this.buffer.write(event, deadline),
-        this.options.redisTimeoutMs,
+        this.options.redisTimeoutMs + DEADLINE_GRACE_MS,
         'Redis write timed out',
       );
       return 'redis';
@@ -60,18 +77,25 @@ export class UsageRecorder {
       try {
         await this.#spool(event);
         return 'spool';
-      } catch (spoolError) {
-        this.options.onUnrecorded?.(event, spoolError);
+      } catch (spoolFailure) {
+        const errors: unknown[] =
+          spoolFailure instanceof AggregateError ? spoolFailure.errors : [spoolFailure];
+        const maybeStored = possiblyStored(redisError) || errors.some(possiblyStored);
+        this.options.onUnrecorded?.(event, errors[errors.length - 1], maybeStored);
         return 'last-resort';
       }
     }
   }
 
-  /** Spool attempts with a short pause between them, all within the spool's time limit. */
+  /**
+   * Spool attempts with a short pause between them, all within the spool's time limit. Rejects
+   * with an AggregateError of every attempt's error, oldest first.
+   */
   async #spool(event: UsageEvent): Promise<void> {
     const attempts = this.options.spoolAttempts ?? 3;
     const limitMs = this.options.spoolTimeoutMs ?? 2000;
     const giveUpAt = Date.now() + limitMs;
+    const errors: unknown[] = [];
     for (let attempt = 1; ; attempt++) {
       const remaining = giveUpAt - Date.now();
       try {
@@ -82,8 +106,11 @@ export class UsageRecorder {
         );
         return;
       } catch (error) {
+        errors.push(error);
         const pause = 50 * attempt;
-        if (attempt >= attempts || Date.now() + pause >= giveUpAt) throw error;
+        if (attempt >= attempts || Date.now() + pause >= giveUpAt) {
+          throw new AggregateError(errors, 'Every spool attempt failed', { cause: error });
+        }
         await new Promise((resolve) => setTimeout(resolve, pause));
       }
     }

@@ -6,6 +6,12 @@ import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
 import { APP_ROLES } from '../../../shared/contracts/roles';
 import { BLOB_CONTAINERS } from '../../../shared/contracts/storage';
 import { gatewayHeaders, startTestStack } from '../../stack';
+import { usageEvent } from '../../fixtures/usage';
+import { Redis } from 'ioredis';
+import { CosmosChargebackStore } from '../../../shared/adapters/cosmos-store';
+import { usageKeys } from '../../../shared/adapters/redis-usage-buffer';
+import { windowId } from '../../../shared/contracts/window';
+import { lastResortLine } from '../../../shared/metering/last-resort';
 
 /**
  * Redis and the spool both unavailable while the upstream serves requests: the caller still gets
@@ -80,10 +86,11 @@ interface ImportResult {
   imported: number;
   alreadyImported: number;
   pending: number;
+  maybeCounted: string[];
 }
 
-async function reimport(lines: string[]): Promise<ImportResult> {
-  const response = await fetch(`${stack.host.url}/api/usage/imports`, {
+async function reimport(lines: string[], query = ''): Promise<ImportResult> {
+  const response = await fetch(`${stack.host.url}/api/usage/imports${query}`, {
     method: 'POST',
     headers: adminHeaders('text/plain'),
     body: lines.join('\n'),
@@ -158,12 +165,17 @@ it('serves the answer when Redis is down and the spool refuses, and a re-import 
   const records = lastResortLines(ids);
   expect(records).toHaveLength(2);
 
-  expect(await reimport(records)).toEqual({ events: 2, imported: 2, alreadyImported: 0, pending: 0 });
+  // Both stores refused outright: certainly stored nowhere.
+  // Both stores refused outright (not connected; no container): certainly stored nowhere.
+  expect(records.every((line) => line.includes('"maybeStored":false'))).toBe(true);
+  const imported = { events: 2, imported: 2, alreadyImported: 0, pending: 0, maybeCounted: [] };
+  const again = { events: 2, imported: 0, alreadyImported: 2, pending: 0, maybeCounted: [] };
+  expect(await reimport(records)).toEqual(imported);
   // Twice is the same as once.
-  expect(await reimport(records)).toEqual({ events: 2, imported: 0, alreadyImported: 2, pending: 0 });
+  expect(await reimport(records)).toEqual(again);
   await runNow();
   expect(await reportedRequests(app)).toBe(2);
-  expect(await reimport(records)).toEqual({ events: 2, imported: 0, alreadyImported: 2, pending: 0 });
+  expect(await reimport(records)).toEqual(again);
   await runNow();
   expect(await reportedRequests(app)).toBe(2);
 });
@@ -188,14 +200,80 @@ it('serves the answer in bounded time when Redis and Blob Storage hang; a write 
   // The writes the paused stores had already received may land once they resume: the re-import
   // finds such an event still pending and leaves it to the run, which merges copies by id.
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const result = await reimport(records);
+  // Timed out, not refused: a store may hold it after all.
+  expect(records[0]).toContain('"maybeStored":true');
+  let result = await reimport(records);
   expect(result.events).toBe(1);
+  if (result.maybeCounted.length > 0) {
+    // Neither store holds it: the admin, who knows the window was not reported yet, imports it.
+    expect(result.maybeCounted).toEqual([id]);
+    result = await reimport(records, '?includeMaybeStored=true');
+  }
   expect(result.imported + result.pending).toBe(1);
   await runNow();
   expect(await reportedRequests(app)).toBe(1);
   await reimport(records);
   await runNow();
   expect(await reportedRequests(app)).toBe(1);
+});
+
+it('never counts twice an event that a store took late, however often it is re-imported, before or after its release', async () => {
+  const services = await appServices();
+  const steps = services.chargeback();
+  const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  // A closed window of its own, long past.
+  const recordedAt = '2026-11-03T10:05:00.000Z';
+  const window = windowId(new Date('2026-11-03T10:00:00.000Z'));
+  const late = usageEvent({ id: `late-${randomUUID()}`, recordedAt, appId: 'app-late', promptTokens: 10 });
+  const lost = usageEvent({ id: `lost-${randomUUID()}`, recordedAt, appId: 'app-late', promptTokens: 10 });
+  const lines = [late, lost].map((event) => lastResortLine(event, 'Redis write timed out', true));
+  // The write that timed out landed in Redis after all; the other one did not.
+  const redis = new Redis(process.env.REDIS_URL as string);
+  try {
+    await redis.hsetnx(usageKeys.events(window), late.id, JSON.stringify(late));
+  } finally {
+    redis.disconnect();
+  }
+
+  // Held by the buffer: pending; not held and maybe stored: listed, not imported.
+  expect(await reimport(lines)).toEqual({
+    events: 2,
+    imported: 0,
+    alreadyImported: 0,
+    pending: 1,
+    maybeCounted: [lost.id],
+  });
+  // The run counts the late copy and releases the window's raw usage.
+  const outcome = await steps.aggregateWindow(window, `run-${randomUUID()}`, log, new Date());
+  expect(outcome.events).toBe(1);
+  await steps.releaseBatch(outcome);
+  // Re-imported after the release: still counted once. The admin imports the other one.
+  expect(await reimport(lines, '?includeMaybeStored=true')).toEqual({
+    events: 2,
+    imported: 1,
+    alreadyImported: 1,
+    pending: 0,
+    maybeCounted: [],
+  });
+  expect(await reimport(lines, '?includeMaybeStored=true')).toMatchObject({ alreadyImported: 2 });
+  const counted = (
+    await new CosmosChargebackStore(services.cosmos(), services.config.cosmos.database).batches('2026-11')
+  )
+    .filter((b) => b.windowId === window)
+    .reduce((n, b) => n + b.events, 0);
+  expect(counted).toBe(2);
+});
+
+it('refuses a re-import flag that is not true or false', async () => {
+  const response = await fetch(`${stack.host.url}/api/usage/imports?includeMaybeStored=yes`, {
+    method: 'POST',
+    headers: adminHeaders('text/plain'),
+    body: 'x',
+  });
+  expect(response.status).toBe(400);
+  expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(
+    /includeMaybeStored/,
+  );
 });
 
 it('refuses a re-import that is not usage records, naming the line', async () => {

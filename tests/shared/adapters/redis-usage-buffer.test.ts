@@ -8,6 +8,7 @@ import type { RedisServer } from '../../../local/services/redis';
 import { startRedis } from '../../../local/services/redis';
 import { BlobUsageSpool } from '../../../shared/adapters/blob-spool';
 import { RedisNotReadyError } from '../../../shared/adapters/redis-ready';
+import { NotStoredError } from '../../../shared/metering/usage-recorder';
 import { RedisUsageBuffer, usageKeys, windowOfKey } from '../../../shared/adapters/redis-usage-buffer';
 import type { WindowBatch } from '../../../shared/chargeback/ports';
 import { BLOB_CONTAINERS } from '../../../shared/contracts/storage';
@@ -143,6 +144,11 @@ async function reconnectingClient(): Promise<{ client: Redis; offline: RedisUsag
   return { client, offline: new RedisUsageBuffer(() => client, spool) };
 }
 
+/** The write gave up before sending anything: certainly not stored, because the client was not ready. */
+function notConnected(error: unknown): boolean {
+  return error instanceof NotStoredError && error.cause instanceof RedisNotReadyError;
+}
+
 describe('write() while Redis is not connected', () => {
   it('gives up by the deadline against a stopped server, and queues nothing for later', async () => {
     const stopped = await startRedis();
@@ -156,7 +162,7 @@ describe('write() while Redis is not connected', () => {
       const began = Date.now();
       const outcome = await offline.write(event, AbortSignal.timeout(deadlineMs)).then(
         () => 'written',
-        (error: unknown) => (error instanceof RedisNotReadyError ? 'deadline' : String(error)),
+        (error: unknown) => (notConnected(error) ? 'deadline' : String(error)),
       );
       const elapsed = Date.now() - began;
       // The deadline (RedisNotReadyError) or the connection error, whichever comes first: never
@@ -179,14 +185,16 @@ describe('write() while Redis is not connected', () => {
     }
   });
 
-  it('gives up at the deadline with RedisNotReadyError while the client waits to reconnect', async () => {
+  it('gives up at the deadline, sending nothing, while the client waits to reconnect', async () => {
     const { client, offline } = await reconnectingClient();
     try {
       expect(client.status).toBe('reconnecting');
       const began = Date.now();
       await expect(
         offline.write(usageEvent(`offline-${randomUUID()}`, freshWindow()), AbortSignal.timeout(250)),
-      ).rejects.toBeInstanceOf(RedisNotReadyError);
+      ).rejects.toThrow(
+        expect.objectContaining({ cause: expect.any(RedisNotReadyError) as unknown }) as never,
+      );
       const elapsed = Date.now() - began;
       expect(elapsed).toBeGreaterThanOrEqual(200);
       expect(elapsed).toBeLessThan(2000);
@@ -197,14 +205,14 @@ describe('write() while Redis is not connected', () => {
 });
 
 describe('write() with a deadline that has already passed', () => {
-  it('gives up at once with RedisNotReadyError, without waiting for the next reconnect attempt', async () => {
+  it('gives up at once, sending nothing, without waiting for the next reconnect attempt', async () => {
     const { client, offline } = await reconnectingClient();
     try {
       const expired = AbortSignal.abort();
       const outcome = await Promise.race([
         offline.write(usageEvent(`expired-${randomUUID()}`, freshWindow()), expired).then(
           () => 'written',
-          (error: unknown) => (error instanceof RedisNotReadyError ? 'gave up' : String(error)),
+          (error: unknown) => (notConnected(error) ? 'gave up' : String(error)),
         ),
         new Promise<string>((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3_000)),
       ]);
@@ -464,6 +472,27 @@ describe('read()', () => {
   it('yields nothing for an unknown batch', async () => {
     const batch = { windowId: windowId(freshWindow()), batch: `none-${randomUUID()}` };
     expect((await readBatch(batch, 3)).pages).toEqual([]);
+  });
+});
+
+describe('holds()', () => {
+  it('sees an event live, spooled, or claimed into the open batch, and not once released', async () => {
+    const window = freshWindow();
+    const id = windowId(window);
+    const [live, spooled, unknown] = events(window, 3, 'held');
+    if (!live || !spooled || !unknown) throw new Error('three events expected');
+    await writeAll([live]);
+    await spool.write(spooled);
+    expect(await buffer.holds(live)).toBe(true);
+    expect(await buffer.holds(spooled)).toBe(true);
+    expect(await buffer.holds(unknown)).toBe(false);
+    const batch = await buffer.claim(id, `run-${randomUUID()}`);
+    expect(await redis.exists(usageKeys.events(id))).toBe(0); // moved into the batch
+    expect(await buffer.holds(live)).toBe(true);
+    expect(await buffer.holds(spooled)).toBe(true);
+    await buffer.release(batch);
+    expect(await buffer.holds(live)).toBe(false);
+    expect(await buffer.holds(spooled)).toBe(false);
   });
 });
 

@@ -94,12 +94,15 @@ describe('telemetry', () => {
       trackTrace: () => undefined,
       trackEvent: (e) => events.push(e),
     });
-    telemetry.lastResort(event, 'spool write timed out');
+    telemetry.lastResort(event, 'spool write timed out', true);
     expect(events).toHaveLength(1);
     expect(events[0]?.name).toBe(LAST_RESORT_EVENT);
     // As exported from Application Insights: one JSON row per event, customDimensions as properties.
     const exported = JSON.stringify({ name: events[0]?.name, customDimensions: events[0]?.properties });
-    expect(parseLastResortRecords(exported)).toEqual({ events: [event], problems: [] });
+    expect(parseLastResortRecords(exported)).toEqual({
+      records: [{ event, maybeStored: true }],
+      problems: [],
+    });
     expect(usageMetrics(event, 'last-resort').some((p) => p.name === METRICS.lastResortEvents)).toBe(true);
   });
 

@@ -3,7 +3,7 @@ import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import type { ServedRequest } from '../../../shared/metering/served-usage';
 import { usageEventFor } from '../../../shared/metering/served-usage';
 import type { LiveUsageBuffer, UsageSpool } from '../../../shared/metering/usage-recorder';
-import { UsageRecorder } from '../../../shared/metering/usage-recorder';
+import { NotStoredError, UsageRecorder } from '../../../shared/metering/usage-recorder';
 
 const served: ServedRequest = {
   attribution: {
@@ -236,9 +236,11 @@ describe('UsageRecorder', () => {
 
     expect(spool.calls).toBe(2);
     expect(onUnrecorded).toHaveBeenCalledTimes(1);
+    // Failures that do not prove the event was not stored: it may be, after all.
     expect(onUnrecorded).toHaveBeenCalledWith(
       event('req-lost'),
       expect.objectContaining({ message: 'spool down (2)' }),
+      true,
     );
     // The logged event is complete: every figure needed to bill the request by hand.
     const [logged] = onUnrecorded.mock.calls[0] as [UsageEvent, unknown];
@@ -273,7 +275,33 @@ describe('UsageRecorder', () => {
     expect(onUnrecorded).toHaveBeenCalledWith(
       event('req-hung'),
       expect.objectContaining({ message: expect.stringMatching(/Spool write timed out/) as unknown }),
+      true, // a timed-out upload may have completed
     );
+  });
+
+  it('says the event is certainly not stored only when every store refused it outright', async () => {
+    const refused = (message: string) => () => Promise.reject(new NotStoredError(message));
+    const onUnrecorded = jest.fn();
+    const spool: UsageSpool = { write: refused('spool refused (404)') };
+    const recorder = new UsageRecorder(new MemoryBuffer(refused('not connected')), spool, {
+      redisTimeoutMs: 100,
+      onUnrecorded,
+    });
+    await expect(recorder.record(event('req-refused'))).resolves.toBe('last-resort');
+    expect(onUnrecorded).toHaveBeenCalledWith(event('req-refused'), expect.any(NotStoredError), false);
+
+    // One attempt that timed out is enough to make it "maybe stored".
+    let calls = 0;
+    const flaky: UsageSpool = {
+      write: () => (++calls === 1 ? new Promise<void>(() => undefined) : refused('refused')()),
+    };
+    const second = new UsageRecorder(new MemoryBuffer(refused('not connected')), flaky, {
+      redisTimeoutMs: 100,
+      spoolTimeoutMs: 400,
+      onUnrecorded,
+    });
+    await second.record(event('req-mixed'));
+    expect(onUnrecorded).toHaveBeenLastCalledWith(event('req-mixed'), expect.anything(), true);
   });
 
   it.each([
