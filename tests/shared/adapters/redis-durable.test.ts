@@ -144,3 +144,34 @@ it('sends the write to the spool too when the replica does not acknowledge in ti
     await lonely.stop();
   }
 });
+
+it('keeps the connection usable when no replica acknowledges: one WAIT at a time, shared by the writes', async () => {
+  const lonely = await startRedis(); // no replica: every WAIT runs to its timeout
+  const client = new Redis(lonely.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    enableAutoPipelining: true,
+  });
+  try {
+    const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, {
+      waitReplicas: 1,
+      waitTimeoutMs: 100,
+    });
+    const spool = new MemorySpool();
+    const recorder = new UsageRecorder(buffer, spool, { redisTimeoutMs: 250 });
+    const burst = Array.from({ length: 60 }, () => usageEvent());
+    const outcomes = await Promise.all(burst.map((event) => recorder.record(event)));
+    expect(outcomes.every((outcome) => outcome === 'spool')).toBe(true);
+    // Every WAIT blocks the connection for its timeout: one per write would leave 60 × 100 ms of
+    // them queued on the server, and the next command (here a PING) behind them.
+    const began = Date.now();
+    await client.ping();
+    expect(Date.now() - began).toBeLessThan(500);
+    // Every write did reach the primary (and is spooled too: merged by id).
+    const window = windowId(new Date(burst[0]?.window as string));
+    expect(await client.hlen(usageKeys.events(window))).toBeGreaterThanOrEqual(60);
+  } finally {
+    client.disconnect();
+    await lonely.stop();
+  }
+});
