@@ -123,6 +123,11 @@ export interface RedisUsageBufferOptions {
   waitReplicas?: number;
   /** Longest wait for those acknowledgements; fewer in time fail the write (the event is spooled too). */
   waitTimeoutMs?: number;
+  /**
+   * The client the proxy's writes go through, when not the chargeback's: a WAIT blocks its
+   * connection, so durable writes get a connection of their own.
+   */
+  writer?: () => RedisLike;
 }
 
 export class ReplicaAcknowledgementError extends Error {
@@ -133,6 +138,9 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
   readonly #readyTimeoutMs: number;
   readonly #waitReplicas: number;
   readonly #waitTimeoutMs: number;
+  readonly #writer: () => RedisLike;
+  #waitInFlight: Promise<number> | undefined;
+  #nextWait: Promise<number> | undefined;
 
   constructor(
     private readonly redis: () => RedisLike,
@@ -142,10 +150,11 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
     this.#readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
     this.#waitReplicas = options.waitReplicas ?? 0;
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 100;
+    this.#writer = options.writer ?? redis;
   }
 
   async write(event: UsageEvent, deadline: AbortSignal): Promise<void> {
-    const redis = this.redis();
+    const redis = this.#writer();
     const key = usageKeys.events(windowId(new Date(event.window)));
     // Not connected (right after start-up, or during an outage; the client does not queue): the
     // command is never sent, so the event is certainly not in Redis. A failure after sending (a
@@ -165,19 +174,35 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
       throw OFFLINE.test(ensureError(error).message) ? notStored(error) : error;
     }
     if (this.#waitReplicas > 0) {
-      // WAIT covers every write this connection made before it, this one included. A cluster
-      // client would have to send it to the connection of the master owning the key's slot; the
-      // app connects to one endpoint (composition.ts), so that is not supported here.
+      // A cluster client would have to send WAIT on the connection of the master owning the key's
+      // slot; the app connects to one endpoint (composition.ts), so that is not supported here.
       if (redis.isCluster) throw new Error('REDIS_WAIT_REPLICAS needs a single-endpoint Redis client');
-      const acknowledged = Number(
-        await (redis as Redis).call('WAIT', String(this.#waitReplicas), String(this.#waitTimeoutMs)),
-      );
+      const acknowledged = await this.#replicated(redis as Redis);
       if (acknowledged < this.#waitReplicas) {
         throw new ReplicaAcknowledgementError(
           `${acknowledged} of ${this.#waitReplicas} Redis replicas acknowledged the usage write within ${this.#waitTimeoutMs} ms`,
         );
       }
     }
+  }
+
+  /**
+   * Replicas acknowledging every write this connection made so far. WAIT blocks the connection it
+   * is sent on until the replicas answer or it times out, and covers every write sent before it:
+   * so one WAIT at a time, shared by every write made before it is sent (a group commit). A write
+   * acknowledged while one is in flight waits for the next, which leaves when that one returns.
+   * However many requests write, at most one WAIT blocks the connection and one waits to follow.
+   */
+  #replicated(redis: Redis): Promise<number> {
+    this.#nextWait ??= (this.#waitInFlight ?? Promise.resolve(0))
+      .catch(() => 0)
+      .then(() => {
+        const wait = redis.call('WAIT', String(this.#waitReplicas), String(this.#waitTimeoutMs)).then(Number);
+        this.#waitInFlight = wait;
+        this.#nextWait = undefined;
+        return wait;
+      });
+    return this.#nextWait;
   }
 
   async #connected(): Promise<RedisLike> {

@@ -76,10 +76,10 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
   };
 
   let redisClient: Redis | undefined;
+  let writerClient: Redis | undefined;
   let cosmosClient: CosmosClient | undefined;
-  const redis = (): Redis => {
-    if (redisClient) return redisClient;
-    redisClient = new Redis(config.redis.url, {
+  const newRedisClient = (label: string): Redis => {
+    const client = new Redis(config.redis.url, {
       password: config.redis.password,
       connectTimeout: 5000,
       commandTimeout: 5000,
@@ -90,9 +90,13 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       enableAutoPipelining: true,
     });
     // Errors handled, an outage logged once when it starts and once when it ends.
-    watchRedisConnection(redisClient, (line) => console.warn(line));
-    return redisClient;
+    watchRedisConnection(client, (line) => console.warn(`${label}${line}`));
+    return client;
   };
+  const redis = (): Redis => (redisClient ??= newRedisClient(''));
+  // Durable writes (WAIT) block their connection while the replicas answer: a connection of their own.
+  const usageWriter = (): Redis =>
+    config.proxy.redisWaitReplicas > 0 ? (writerClient ??= newRedisClient('(usage writes) ')) : redis();
   const blobService = once(() =>
     config.storage.connectionString
       ? BlobServiceClient.fromConnectionString(config.storage.connectionString)
@@ -116,6 +120,7 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       new RedisUsageBuffer(redis, spool(), {
         waitReplicas: config.proxy.redisWaitReplicas,
         waitTimeoutMs: config.proxy.redisWaitTimeoutMs,
+        writer: usageWriter,
       }),
   );
   const cognitiveAuthHeaders = (key: string | undefined) => identity.cognitiveAuthHeaders(key);
@@ -212,9 +217,11 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
     },
     connectRedis() {
       redis();
+      usageWriter();
     },
     close() {
       redisClient?.disconnect();
+      writerClient?.disconnect();
       cosmosClient?.dispose();
       return Promise.resolve();
     },

@@ -223,6 +223,15 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
       }
     }
   }
+  // A durable write waits for the replicas inside the wait for Redis: it must fit in it.
+  const replicas = Number(value('REDIS_WAIT_REPLICAS') ?? 0);
+  const waitMs = Number(value('REDIS_WAIT_TIMEOUT_MS') ?? 100);
+  const writeMs = Number(value('REDIS_WRITE_TIMEOUT_MS') ?? 250);
+  if (replicas > 0 && waitMs >= writeMs) {
+    problems.push(
+      `REDIS_WAIT_TIMEOUT_MS: must be shorter than REDIS_WRITE_TIMEOUT_MS (${writeMs} ms) when REDIS_WAIT_REPLICAS is set`,
+    );
+  }
   return problems;
 }
 

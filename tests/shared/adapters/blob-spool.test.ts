@@ -15,6 +15,7 @@ import {
   windowStart,
 } from '../../../shared/contracts/window';
 import { usageEvent as anEvent } from '../../fixtures/usage';
+import { NotStoredError } from '../../../shared/metering/usage-recorder';
 
 /** BlobUsageSpool against Azurite, in the spool container the local stack provisions. */
 
@@ -198,8 +199,11 @@ describe('BlobUsageSpool', () => {
         `absent-${randomUUID()}`,
       ),
     );
-    await expect(missing.write(usageEvent(`e-${randomUUID()}`, freshWindow()))).rejects.toMatchObject({
-      statusCode: 404,
-    });
+    // Refused outright (no container): the event is certainly not in the spool.
+    const error: unknown = await missing
+      .write(usageEvent(`e-${randomUUID()}`, freshWindow()))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotStoredError);
+    expect((error as NotStoredError).cause).toMatchObject({ statusCode: 404 });
   });
 });

@@ -161,6 +161,20 @@ describe('configuration', () => {
     expect(problemsOf(DEFAULT_CHARGEBACK_CONFIG)).toEqual([]);
   });
 
+  it('checks the durable-write settings: a replica count, and a wait that fits in the wait for Redis', () => {
+    expect(() => parseConfig({ ...valid, REDIS_WAIT_REPLICAS: '1' })).not.toThrow();
+    expect(problems({ ...valid, REDIS_WAIT_REPLICAS: '-1' })[0]).toMatch(/^REDIS_WAIT_REPLICAS:/);
+    expect(problems({ ...valid, REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '250' })).toEqual([
+      expect.stringMatching(/^REDIS_WAIT_TIMEOUT_MS: must be shorter than REDIS_WRITE_TIMEOUT_MS \(250 ms\)/),
+    ]);
+    // Without durable writes the wait is not used.
+    expect(() => parseConfig({ ...valid, REDIS_WAIT_TIMEOUT_MS: '900' })).not.toThrow();
+    expect(problems({ ...valid, SPOOL_WRITE_TIMEOUT_MS: '0' })[0]).toMatch(/^SPOOL_WRITE_TIMEOUT_MS:/);
+    expect(problems({ ...valid, SPEECH_RESOURCE_ID: 'speech-account' })[0]).toMatch(
+      /^SPEECH_RESOURCE_ID: must be a Cognitive Services account id/,
+    );
+  });
+
   it('allows a self-signed certificate only for an emulator on loopback', () => {
     expect(
       problems({
