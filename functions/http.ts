@@ -7,7 +7,11 @@ import { correlationIdOf } from '../shared/metering/attribution';
 /** Maps any error to the Azure OpenAI error shape, once; unexpected errors are logged, not leaked. */
 export function errorResponse(error: unknown, context: InvocationContext): HttpResponseInit {
   if (error instanceof ApiError) {
-    if (error.detail !== undefined) context.warn(`${error.status} ${error.code}: ${error.detail}`);
+    // The detail (an upstream's body, a socket error) is for the log, and kept to a few lines there.
+    if (error.detail !== undefined) {
+      const detail = error.detail.length > 500 ? `${error.detail.slice(0, 500)}… (truncated)` : error.detail;
+      context.warn(`${error.status} ${error.code}: ${detail}`);
+    }
     return {
       status: error.status,
       jsonBody: error.toBody(),

@@ -3,7 +3,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import * as sdk from 'microsoft-cognitiveservices-speech-sdk';
 import { WebsocketMessageAdapter } from 'microsoft-cognitiveservices-speech-sdk/distrib/lib/src/common.browser/WebsocketMessageAdapter.js';
-import { errors as undiciErrors, request as undiciRequest } from 'undici';
+import { Agent, errors as undiciErrors, request as undiciRequest } from 'undici';
 import { ApiError } from '../contracts/api-errors';
 import type {
   PcmAudioFormat,
@@ -71,7 +71,12 @@ interface SdkOperation<R> {
  * and bare on a custom domain.
  */
 export class SdkSpeechUpstream implements SpeechUpstream {
-  constructor(private readonly target: SpeechTarget) {}
+  /** REST connections, kept alive; connecting is bounded by the upstream timeout too. */
+  readonly #pool: Agent;
+
+  constructor(private readonly target: SpeechTarget) {
+    this.#pool = new Agent({ keepAliveTimeout: 30_000, connect: { timeout: target.timeoutMs } });
+  }
 
   async recognizePcm(
     pcm: Buffer,
@@ -125,6 +130,7 @@ export class SdkSpeechUpstream implements SpeechUpstream {
         body: audio,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        dispatcher: this.#pool,
       });
       status = response.statusCode;
       headers = response.headers;

@@ -20,7 +20,7 @@ import { BLOB_CONTAINERS } from '../contracts/storage';
 import type { UsageEvent } from '../contracts/usage-event';
 import type { OpenAiUpstream } from '../metering/openai-proxy';
 import type { SpeechUpstream } from '../metering/speech-proxy';
-import { lastResortLine } from '../metering/last-resort';
+import { lastResortLine, UNUSABLE_MARKER } from '../metering/last-resort';
 import type { RecordOutcome } from '../metering/usage-recorder';
 import { UsageRecorder } from '../metering/usage-recorder';
 import type { AppConfig } from './settings';
@@ -165,9 +165,10 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       try {
         outcome = await usageRecorder().record(event);
       } catch (error) {
-        // Not a store failing (those end in the last resort): the event itself is unusable. The
-        // request was served all the same; the record keeps what there is, for an admin to see.
-        lastResort(event, `unusable usage event: ${ensureError(error).message}`, false);
+        // Not a store failing (those end in the last resort): the event itself is unusable (a
+        // defect). The request was served all the same; the line keeps what there is, for an admin
+        // to read, under a marker of its own: no re-import could take it.
+        console.error(`${UNUSABLE_MARKER} ${JSON.stringify({ event, reason: ensureError(error).message })}`);
         outcome = 'last-resort';
       }
       telemetry.usage(event, outcome);

@@ -10,6 +10,12 @@ import { usageEventSchema } from '../contracts/usage-event';
 
 /** The log line's first word. */
 export const LAST_RESORT_MARKER = 'USAGE_EVENT_UNRECORDED';
+/**
+ * The log line of a served request's usage event that fails the usage schema (a defect, not an
+ * outage): kept for an admin to read, but with its own marker, as no re-import could take it.
+ */
+export const UNUSABLE_MARKER = 'USAGE_EVENT_UNUSABLE';
+
 /** The Application Insights custom event's name; its `event` property holds the event as JSON. */
 export const LAST_RESORT_EVENT = 'UsageEventUnrecorded';
 
