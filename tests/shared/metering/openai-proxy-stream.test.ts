@@ -12,6 +12,40 @@ import { estimateChatPromptTokens } from '../../../shared/metering/token-estimat
  * The stream relay against an upstream that sends hand-written SSE (spacing, comments and field
  * orders the simulator never produces), so the bytes a caller sees can be compared exactly.
  */
+
+/** proxyOpenAi in front of a real upstream at `endpoint`, recording the usage into `events`. */
+function proxyTo(
+  endpoint: string,
+  operation: OpenAiOperation,
+  body: object,
+  options: { correlationId: string; timeoutMs: number },
+  events: UsageEvent[],
+): ReturnType<typeof proxyOpenAi> {
+  return proxyOpenAi(
+    {
+      operation,
+      form: 'v1',
+      apiVersion: null,
+      contentType: 'application/json',
+      body: new TextEncoder().encode(JSON.stringify(body)),
+      attribution: { subscriptionId: 's', appId: 'a', department: 'd', unassigned: false },
+      correlationId: options.correlationId,
+      startedAt: Date.now(),
+    },
+    {
+      upstream: new UndiciOpenAiUpstream({
+        endpoint,
+        authHeaders: () => Promise.resolve({}),
+        timeoutMs: options.timeoutMs,
+      }),
+      record: (event) => {
+        events.push(event);
+        return Promise.resolve();
+      },
+    },
+  );
+}
+
 describe('streamed answers, byte for byte', () => {
   let server: http.Server;
   let endpoint: string;
@@ -140,28 +174,12 @@ describe('the estimate of a stream without usage', () => {
 
   async function estimated(operation: OpenAiOperation, body: object): Promise<UsageEvent | undefined> {
     const events: UsageEvent[] = [];
-    const response = await proxyOpenAi(
-      {
-        operation,
-        form: 'v1',
-        apiVersion: null,
-        contentType: 'application/json',
-        body: new TextEncoder().encode(JSON.stringify(body)),
-        attribution: { subscriptionId: 's', appId: 'a', department: 'd', unassigned: false },
-        correlationId: 'c-estimate',
-        startedAt: Date.now(),
-      },
-      {
-        upstream: new UndiciOpenAiUpstream({
-          endpoint,
-          authHeaders: () => Promise.resolve({}),
-          timeoutMs: 5_000,
-        }),
-        record: (event) => {
-          events.push(event);
-          return Promise.resolve();
-        },
-      },
+    const response = await proxyTo(
+      endpoint,
+      operation,
+      body,
+      { correlationId: 'c-estimate', timeoutMs: 5_000 },
+      events,
     );
     await new Response(response.body as ReadableStream<Uint8Array>).text();
     expect(events).toHaveLength(1);
@@ -285,28 +303,12 @@ describe('non-streamed answers cut off mid-body', () => {
     body: object,
   ): Promise<{ error: ApiError; events: UsageEvent[] }> {
     const events: UsageEvent[] = [];
-    const outcome = await proxyOpenAi(
-      {
-        operation,
-        form: 'v1',
-        apiVersion: null,
-        contentType: 'application/json',
-        body: new TextEncoder().encode(JSON.stringify(body)),
-        attribution: { subscriptionId: 's', appId: 'a', department: 'd', unassigned: false },
-        correlationId: 'c-cut',
-        startedAt: Date.now(),
-      },
-      {
-        upstream: new UndiciOpenAiUpstream({
-          endpoint,
-          authHeaders: () => Promise.resolve({}),
-          timeoutMs: 300,
-        }),
-        record: (event) => {
-          events.push(event);
-          return Promise.resolve();
-        },
-      },
+    const outcome = await proxyTo(
+      endpoint,
+      operation,
+      body,
+      { correlationId: 'c-cut', timeoutMs: 300 },
+      events,
     ).then(
       () => new Error('the proxy answered'),
       (error: unknown) => error,
