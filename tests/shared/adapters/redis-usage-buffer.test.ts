@@ -114,6 +114,28 @@ describe('write()', () => {
     expect(JSON.parse((await redis.hget(key, first.id)) as string)).toEqual(first);
   });
 
+  it('tells a replay whose bill differs from the stored event (the same id reused), and not a faithful retry', async () => {
+    const replays: Array<{ stored: UsageEvent; replayed: UsageEvent; differences: string[] }> = [];
+    const watched = new RedisUsageBuffer(() => redis, spool, {
+      onReplay: (stored, replayed, differences) => replays.push({ stored, replayed, differences }),
+    });
+    const window = freshWindow();
+    const first = usageEvent(`reused-${randomUUID()}`, window, { promptTokens: 10, completionTokens: 1 });
+    await watched.write(first, soon());
+    // A retry of the same request, later: only when and how long differ.
+    await watched.write({ ...first, latencyMs: first.latencyMs + 500 }, soon());
+    expect(replays).toEqual([]);
+    // Another request under the same id: a different bill. Kept out (HSETNX), but reported.
+    const other = { ...first, promptTokens: 4000, deployment: 'gpt-4o-mini' };
+    await watched.write(other, soon());
+    expect(replays).toEqual([
+      { stored: first, replayed: other, differences: ['deployment', 'promptTokens'] },
+    ]);
+    expect(JSON.parse((await redis.hget(usageKeys.events(windowId(window)), first.id)) as string)).toEqual(
+      first,
+    );
+  });
+
   it('files the event under the window of its `window` field', async () => {
     const a = freshWindow();
     const b = freshWindow();
