@@ -128,6 +128,22 @@ export interface RedisUsageBufferOptions {
    * connection, so durable writes get a connection of their own.
    */
   writer?: () => RedisLike;
+  /**
+   * Told when an event's id is already stored with a different bill: the same request id reused
+   * for another request (the first is kept: HSETNX). A faithful retry, which differs only in when
+   * it was recorded and how long it took, is not a replay.
+   */
+  onReplay?: (stored: UsageEvent, replayed: UsageEvent, differences: string[]) => void;
+}
+
+/** What a retry of the same request may change: when it was recorded, and how long it took. */
+const RETRY_FIELDS = new Set<string>(['recordedAt', 'window', 'latencyMs']);
+
+/** The fields on which two events of one id differ, other than a retry's. */
+function billDifferences(stored: Record<string, unknown>, replayed: Record<string, unknown>): string[] {
+  return [...new Set([...Object.keys(stored), ...Object.keys(replayed)])]
+    .filter((field) => !RETRY_FIELDS.has(field) && stored[field] !== replayed[field])
+    .sort();
 }
 
 export class ReplicaAcknowledgementError extends Error {
@@ -139,6 +155,7 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
   readonly #waitReplicas: number;
   readonly #waitTimeoutMs: number;
   readonly #writer: () => RedisLike;
+  readonly #onReplay: RedisUsageBufferOptions['onReplay'];
   #waitInFlight: Promise<number> | undefined;
   #nextWait: Promise<number> | undefined;
 
@@ -151,6 +168,7 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
     this.#waitReplicas = options.waitReplicas ?? 0;
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 100;
     this.#writer = options.writer ?? redis;
+    this.#onReplay = options.onReplay;
   }
 
   async write(event: UsageEvent, deadline: AbortSignal): Promise<void> {
@@ -168,11 +186,13 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
         throw notStored(error);
       }
     }
+    let added: number;
     try {
-      await redis.hsetnx(key, event.id, JSON.stringify(event));
+      added = await redis.hsetnx(key, event.id, JSON.stringify(event));
     } catch (error) {
       throw OFFLINE.test(ensureError(error).message) ? notStored(error) : error;
     }
+    if (added === 0 && this.#onReplay) await this.#checkReplay(redis, key, event);
     if (this.#waitReplicas > 0) {
       // A cluster client would have to send WAIT on the connection of the master owning the key's
       // slot; the app connects to one endpoint (composition.ts), so that is not supported here.
@@ -184,6 +204,18 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
         );
       }
     }
+  }
+
+  /** The id was already stored: a retry, or another request under a reused id (reported). */
+  async #checkReplay(redis: RedisLike, key: string, event: UsageEvent): Promise<void> {
+    const stored = await redis.hget(key, event.id);
+    if (stored === null) return; // claimed into a batch meanwhile: nothing to compare with here
+    const previous = JSON.parse(stored) as UsageEvent;
+    const differences = billDifferences(
+      previous,
+      event,
+    );
+    if (differences.length > 0) this.#onReplay?.(previous, event, differences);
   }
 
   /**

@@ -30,6 +30,8 @@ export const METRICS = {
   spooledEvents: 'chargeback.spooled_events',
   /** Usage events neither Redis nor the spool took: kept only as last-resort records until re-imported. */
   lastResortEvents: 'chargeback.last_resort_events',
+  /** Usage events whose id was already stored with a different bill (a reused request id). */
+  replayedEvents: 'chargeback.replayed_events',
   /** Requests whose department header from the gateway was unusable (billed to unassigned). */
   badDepartmentHeaders: 'chargeback.bad_department_headers',
 } as const;
@@ -101,6 +103,15 @@ export class Telemetry {
         maybeStored: String(maybeStored),
         correlationId: event.id,
       },
+    });
+  }
+
+  /** A usage event's id was already stored with a different bill: the second is not counted. */
+  replayed(event: UsageEvent): void {
+    this.sink?.trackMetric({
+      name: METRICS.replayedEvents,
+      value: 1,
+      properties: { department: event.department, deployment: event.deployment, api: event.api },
     });
   }
 

@@ -121,6 +121,12 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         waitReplicas: config.proxy.redisWaitReplicas,
         waitTimeoutMs: config.proxy.redisWaitTimeoutMs,
         writer: usageWriter,
+        onReplay: (_stored, replayed, differences) => {
+          console.warn(
+            `USAGE_EVENT_REPLAYED id ${replayed.id}: already recorded with a different ${differences.join(', ')}; the first is kept. ${JSON.stringify(replayed)}`,
+          );
+          telemetry.replayed(replayed);
+        },
       }),
   );
   const cognitiveAuthHeaders = (key: string | undefined) => identity.cognitiveAuthHeaders(key);
