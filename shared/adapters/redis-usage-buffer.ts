@@ -211,10 +211,7 @@ export class RedisUsageBuffer implements LiveUsageBuffer, UsageBuffer {
     const stored = await redis.hget(key, event.id);
     if (stored === null) return; // claimed into a batch meanwhile: nothing to compare with here
     const previous = JSON.parse(stored) as UsageEvent;
-    const differences = billDifferences(
-      previous,
-      event,
-    );
+    const differences = billDifferences(previous, event);
     if (differences.length > 0) this.#onReplay?.(previous, event, differences);
   }
 
