@@ -376,7 +376,7 @@ function main() {
   const args = parseArgs(process.argv.slice(2));
   if (!args.docs) {
     console.error(
-      'usage: node scripts/apim-policy-reference.mjs --docs <azure-docs checkout> [--commit <sha>] [--manifest <tsv>] [--retrieved YYYY-MM-DD] [--out <file>]',
+      'Usage: node scripts/apim-policy-reference.mjs --docs <azure-docs checkout> [--commit <sha>] [--manifest <tsv>] [--retrieved YYYY-MM-DD] [--out <file>]',
     );
     process.exit(2);
   }
