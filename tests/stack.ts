@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import type { LocalStack } from '../local/stack';
 import { usageKeys } from '../shared/adapters/redis-usage-buffer';
 import { appServices } from '../shared/config/composition';
@@ -41,6 +41,44 @@ export function startTestStack(
     ...(options.requestLog ? { requestLog: options.requestLog } : {}),
     ...(options.log ? { log: options.log } : {}),
   });
+}
+
+/** A test file's local stack, and a Redis client to read back what was recorded. */
+export interface TestStack {
+  readonly stack: LocalStack;
+  readonly redis: Redis;
+}
+
+/**
+ * Starts the whole local stack before a test file's tests (after setting `env`, read once by the
+ * app at start-up) and stops it after them: the set-up every proxy test file shares.
+ */
+export function useTestStack(
+  env: Record<string, string> = {},
+  options: Parameters<typeof startTestStack>[0] = {},
+): TestStack {
+  const started: { stack?: LocalStack; redis?: Redis } = {};
+  beforeAll(async () => {
+    Object.assign(process.env, env);
+    started.stack = await startTestStack(options);
+    started.redis = new Redis(process.env.REDIS_URL as string);
+  }, 60_000);
+  afterAll(async () => {
+    started.redis?.disconnect();
+    await started.stack?.stop();
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the test stack is used before it started');
+    return value;
+  };
+  return {
+    get stack() {
+      return ready(started.stack);
+    },
+    get redis() {
+      return ready(started.redis);
+    },
+  };
 }
 
 export interface Caller {

@@ -1,20 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import type { LocalStack } from '../../../local/stack';
 import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
-import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
+import { gatewayHeaders, recordedEvent, recordedEvents, useTestStack } from '../../stack';
 
-let stack: LocalStack;
-let redis: Redis;
-beforeAll(async () => {
-  process.env.MAX_REQUEST_BYTES = '2048';
-  stack = await startTestStack();
-  redis = new Redis(process.env.REDIS_URL as string);
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
+const t = useTestStack({ MAX_REQUEST_BYTES: '2048' });
 
 const chatPath = '/api/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21';
 const messages = [{ role: 'user', content: 'hello' }];
@@ -22,11 +10,11 @@ const messages = [{ role: 'user', content: 'hello' }];
 const operations = { subscription: 'sub-ops-02', app: 'runbook-bot', department: 'operations' };
 
 function headers(id: string, extra: Record<string, string | undefined> = {}): Record<string, string> {
-  return gatewayHeaders(stack, id, operations, { 'content-type': 'application/json', ...extra });
+  return gatewayHeaders(t.stack, id, operations, { 'content-type': 'application/json', ...extra });
 }
 
 async function call(path: string, init: { headers: Record<string, string>; body: string }) {
-  const res = await fetch(`${stack.host.url}${path}`, { method: 'POST', ...init });
+  const res = await fetch(`${t.stack.host.url}${path}`, { method: 'POST', ...init });
   const text = await res.text();
   return {
     status: res.status,
@@ -35,7 +23,7 @@ async function call(path: string, init: { headers: Record<string, string>; body:
 }
 
 async function recorded(id: string): Promise<boolean> {
-  return (await recordedEvents(redis, id)).length > 0;
+  return (await recordedEvents(t.redis, id)).length > 0;
 }
 
 describe('bad input gets a 4xx in the Azure OpenAI error shape and records nothing', () => {
@@ -176,7 +164,7 @@ describe('attribution', () => {
       body: JSON.stringify({ messages }),
     });
     expect(status).toBe(200);
-    expect(await recordedEvent(redis, id)).toMatchObject({
+    expect(await recordedEvent(t.redis, id)).toMatchObject({
       department: 'unassigned',
       subscriptionId: 'sub-ops-02',
     });

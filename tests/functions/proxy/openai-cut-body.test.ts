@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
-import { Redis } from 'ioredis';
 import type { OpenAiSimulator } from '../../../local/simulators/openai';
-import type { LocalStack } from '../../../local/stack';
 import type { Recording } from '../../stack';
-import { gatewayHeaders, recordings, startTestStack } from '../../stack';
+import { gatewayHeaders, recordings, useTestStack } from '../../stack';
 
 /**
  * The upstream answers 200, then the connection drops half-way through a non-streamed body (the
@@ -13,21 +11,11 @@ import { gatewayHeaders, recordings, startTestStack } from '../../stack';
  * answer was cut off, and nothing of the socket error or the upstream's address.
  */
 
-let stack: LocalStack;
-let redis: Redis;
-
-beforeAll(async () => {
-  stack = await startTestStack();
-  redis = new Redis(process.env.REDIS_URL as string);
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
+const t = useTestStack();
 
 function simulator(): OpenAiSimulator {
-  if (!stack.openAiSimulator) throw new Error('the test stack runs no Azure OpenAI simulator');
-  return stack.openAiSimulator;
+  if (!t.stack.openAiSimulator) throw new Error('the test stack runs no Azure OpenAI simulator');
+  return t.stack.openAiSimulator;
 }
 
 /** Anything of the failure inside: the socket error, an address, a port. */
@@ -42,11 +30,11 @@ async function cutOff(
   const generatedBefore = simulator().stats.usage.completionTokens;
   simulator().setFault('cut');
   try {
-    const res = await fetch(`${stack.host.url}/api${path}`, {
+    const res = await fetch(`${t.stack.host.url}/api${path}`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        ...gatewayHeaders(stack, id, { subscription: 'sub-finance-01', department: 'finance' }),
+        ...gatewayHeaders(t.stack, id, { subscription: 'sub-finance-01', department: 'finance' }),
       },
       body: JSON.stringify(body),
     });
@@ -65,10 +53,10 @@ async function cutOff(
 /** Every recording of a request id, once the one expected has had time to land. */
 async function recorded(id: string): Promise<Recording[]> {
   for (let i = 0; i < 100; i++) {
-    const found = await recordings(redis, id);
+    const found = await recordings(t.redis, id);
     if (found.length > 0) {
       await new Promise((r) => setTimeout(r, 50)); // a second one, if any, would show by now
-      return recordings(redis, id);
+      return recordings(t.redis, id);
     }
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { oggOpusSilence } from '../../../local/simulators/audio';
-import type { LocalStack } from '../../../local/stack';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import {
   chunk,
@@ -14,7 +12,7 @@ import {
   riff,
   samples,
 } from '../../fixtures/crafted-audio';
-import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
+import { gatewayHeaders, recordedEvent, recordedEvents, useTestStack } from '../../stack';
 
 /**
  * Speech-to-text through the real local stack with audio crafted to mislead the meter: what is
@@ -22,17 +20,7 @@ import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '.
  * and nothing is recorded.
  */
 
-let stack: LocalStack;
-let redis: Redis;
-beforeAll(async () => {
-  process.env.MAX_AUDIO_SECONDS = '30';
-  stack = await startTestStack();
-  redis = new Redis(process.env.REDIS_URL as string);
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
+const t = useTestStack({ MAX_AUDIO_SECONDS: '30' });
 
 const sttPath = '/api/speech/recognition/conversation/cognitiveservices/v1?language=en-US';
 const OGG = 'audio/ogg; codecs=opus';
@@ -40,15 +28,15 @@ const WAV = 'audio/wav; codecs=audio/pcm; samplerate=16000';
 
 function recognize(id: string, contentType: string, audio: Buffer): Promise<Response> {
   const caller = { subscription: 'sub-support', department: 'customer-support' };
-  return fetch(`${stack.host.url}${sttPath}`, {
+  return fetch(`${t.stack.host.url}${sttPath}`, {
     method: 'POST',
-    headers: gatewayHeaders(stack, id, caller, { 'content-type': contentType }),
+    headers: gatewayHeaders(t.stack, id, caller, { 'content-type': contentType }),
     body: Uint8Array.from(audio),
   });
 }
 
 async function billed(id: string): Promise<UsageEvent> {
-  const recorded = await recordedEvent(redis, id);
+  const recorded = await recordedEvent(t.redis, id);
   if (!recorded) throw new Error(`no usage event ${id}`);
   return recorded;
 }
@@ -58,7 +46,7 @@ async function expectRefused(res: Response, id: string, message: RegExp): Promis
   const body = (await res.json()) as { error: { code: string; message: string } };
   expect(body.error.code).toBe('BadRequest');
   expect(body.error.message).toMatch(message);
-  expect(await recordedEvents(redis, id)).toEqual([]);
+  expect(await recordedEvents(t.redis, id)).toEqual([]);
 }
 
 describe('crafted Ogg Opus', () => {

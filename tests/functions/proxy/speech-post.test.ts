@@ -1,25 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { pcmTone, wavHeader } from '../../../local/simulators/audio';
-import type { LocalStack } from '../../../local/stack';
 import { readWav } from '../../../shared/metering/audio';
 import { billableCharacters, spokenText } from '../../../shared/metering/speech-billing';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
-import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
+import { gatewayHeaders, recordedEvent, recordedEvents, useTestStack } from '../../stack';
 import { oggOpusSeconds } from '../../fixtures/crafted-audio';
 
-let stack: LocalStack;
-let redis: Redis;
-beforeAll(async () => {
-  process.env.MAX_AUDIO_SECONDS = '30';
-  process.env.MAX_TTS_CHARACTERS = '400';
-  stack = await startTestStack();
-  redis = new Redis(process.env.REDIS_URL as string);
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
+const t = useTestStack({ MAX_AUDIO_SECONDS: '30', MAX_TTS_CHARACTERS: '400' });
 
 function headers(
   id: string,
@@ -27,7 +14,7 @@ function headers(
   extra: Record<string, string> = {},
 ): Record<string, string> {
   const support = { subscription: 'sub-support', department: 'customer-support' };
-  return gatewayHeaders(stack, id, support, { 'content-type': contentType, ...extra });
+  return gatewayHeaders(t.stack, id, support, { 'content-type': contentType, ...extra });
 }
 
 const pcm16k = { sampleRate: 16_000, channels: 1, bitsPerSample: 16 };
@@ -42,7 +29,7 @@ function oggOpus(seconds: number): Uint8Array<ArrayBuffer> {
 }
 
 async function event(id: string): Promise<UsageEvent> {
-  const recorded = await recordedEvent(redis, id);
+  const recorded = await recordedEvent(t.redis, id);
   if (!recorded) throw new Error(`no usage event ${id}`);
   return recorded;
 }
@@ -52,7 +39,7 @@ const sttPath = '/api/speech/recognition/conversation/cognitiveservices/v1?langu
 describe('speech-to-text through the proxy', () => {
   it('transcribes WAV through the Speech SDK and meters the seconds measured from the audio', async () => {
     const id = randomUUID();
-    const res = await fetch(`${stack.host.url}${sttPath}`, {
+    const res = await fetch(`${t.stack.host.url}${sttPath}`, {
       method: 'POST',
       headers: headers(id, 'audio/wav; codecs=audio/pcm; samplerate=16000', {
         // A client's claim about the length is never used.
@@ -76,7 +63,7 @@ describe('speech-to-text through the proxy', () => {
   it('meters 24 kHz WAV too', async () => {
     const id = randomUUID();
     const format = { sampleRate: 24_000, channels: 1, bitsPerSample: 16 };
-    const res = await fetch(`${stack.host.url}${sttPath}&format=detailed`, {
+    const res = await fetch(`${t.stack.host.url}${sttPath}&format=detailed`, {
       method: 'POST',
       headers: headers(id, 'audio/wav'),
       body: wav(2.25, format),
@@ -87,7 +74,7 @@ describe('speech-to-text through the proxy', () => {
 
   it('transcribes Ogg Opus (compressed) and meters its duration from the stream', async () => {
     const id = randomUUID();
-    const res = await fetch(`${stack.host.url}${sttPath}`, {
+    const res = await fetch(`${t.stack.host.url}${sttPath}`, {
       method: 'POST',
       headers: headers(id, 'audio/ogg; codecs=opus'),
       body: oggOpus(7.25),
@@ -116,14 +103,14 @@ describe('speech-to-text through the proxy', () => {
     ['no audio', 'audio/wav', () => new Uint8Array(0), 400, /no audio/],
   ])('rejects %s with a clear 4xx and records nothing', async (_name, type, body, status, message) => {
     const id = randomUUID();
-    const res = await fetch(`${stack.host.url}${sttPath}`, {
+    const res = await fetch(`${t.stack.host.url}${sttPath}`, {
       method: 'POST',
       headers: headers(id, type),
       body: body(),
     });
     expect(res.status).toBe(status);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(message);
-    expect(await recordedEvents(redis, id)).toEqual([]);
+    expect(await recordedEvents(t.redis, id)).toEqual([]);
   });
 
   it.each([
@@ -132,18 +119,18 @@ describe('speech-to-text through the proxy', () => {
   ])('refuses %s before calling anything, and records nothing', async (_name, language) => {
     const id = randomUUID();
     const res = await fetch(
-      `${stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1?language=${encodeURIComponent(language)}`,
+      `${t.stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1?language=${encodeURIComponent(language)}`,
       { method: 'POST', headers: headers(id, 'audio/wav'), body: wav(1) },
     );
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { param: string; message: string } };
     expect(body.error.param).toBe('language');
     expect(body.error.message.length).toBeLessThan(200);
-    expect(await recordedEvent(redis, id)).toBeUndefined();
+    expect(await recordedEvent(t.redis, id)).toBeUndefined();
   });
 
   it('requires the language', async () => {
-    const res = await fetch(`${stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1`, {
+    const res = await fetch(`${t.stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1`, {
       method: 'POST',
       headers: headers(randomUUID(), 'audio/wav'),
       body: wav(1),
@@ -159,7 +146,7 @@ describe('text-to-speech through the proxy', () => {
   it('synthesizes SSML through the Speech SDK; markup is not billed', async () => {
     const id = randomUUID();
     const text = 'Your invoice is ready.'; // 22 characters
-    const res = await fetch(`${stack.host.url}/api/cognitiveservices/v1`, {
+    const res = await fetch(`${t.stack.host.url}/api/cognitiveservices/v1`, {
       method: 'POST',
       headers: headers(id, 'application/ssml+xml', {
         'X-Microsoft-OutputFormat': 'riff-16khz-16bit-mono-pcm',
@@ -177,7 +164,7 @@ describe('text-to-speech through the proxy', () => {
 
   it('counts Chinese, Japanese and Korean characters twice', async () => {
     const id = randomUUID();
-    const res = await fetch(`${stack.host.url}/api/cognitiveservices/v1?voice=ja-JP-NanamiNeural`, {
+    const res = await fetch(`${t.stack.host.url}/api/cognitiveservices/v1?voice=ja-JP-NanamiNeural`, {
       method: 'POST',
       headers: headers(id, 'text/plain; charset=utf-8'),
       body: 'こんにちは、世界 OK', // 5 kana + 、 + 2 kanji + space + 2 latin
@@ -201,7 +188,7 @@ describe('text-to-speech through the proxy', () => {
     ['a wrong content type', 'application/json', '{"text":"hi"}', {}, 415, /ssml\+xml/],
   ])('rejects %s', async (_name, type, body, extra, status, message) => {
     const id = randomUUID();
-    const res = await fetch(`${stack.host.url}/api/cognitiveservices/v1`, {
+    const res = await fetch(`${t.stack.host.url}/api/cognitiveservices/v1`, {
       method: 'POST',
       headers: headers(id, type, extra),
       body,
@@ -213,16 +200,19 @@ describe('text-to-speech through the proxy', () => {
   it('rejects an oversized voice without echoing it back, and records nothing', async () => {
     const id = randomUUID();
     const voice = `en-US-${'J'.repeat(500)}Neural`;
-    const res = await fetch(`${stack.host.url}/api/cognitiveservices/v1?voice=${encodeURIComponent(voice)}`, {
-      method: 'POST',
-      headers: headers(id, 'text/plain'),
-      body: 'hello',
-    });
+    const res = await fetch(
+      `${t.stack.host.url}/api/cognitiveservices/v1?voice=${encodeURIComponent(voice)}`,
+      {
+        method: 'POST',
+        headers: headers(id, 'text/plain'),
+        body: 'hello',
+      },
+    );
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { param: string; message: string } };
     expect(body.error).toMatchObject({ param: 'voice' });
     expect(body.error.message).not.toContain('JJJJ');
-    expect(await recordedEvent(redis, id)).toBeUndefined();
+    expect(await recordedEvent(t.redis, id)).toBeUndefined();
   });
 });
 
@@ -247,7 +237,7 @@ describe('WAV layout', () => {
     const header = wavHeader(pcm16k, samples.length);
     header.writeUInt32LE(36 + samples.length + list.length, 4);
     const id = randomUUID();
-    const res = await fetch(`${stack.host.url}${sttPath}`, {
+    const res = await fetch(`${t.stack.host.url}${sttPath}`, {
       method: 'POST',
       headers: headers(id, 'audio/wav'),
       body: Uint8Array.from(Buffer.concat([header, samples, list])),

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { oggOpusSilence, pcmTone, wavHeader } from '../../../local/simulators/audio';
 import type { SimulatorFault, SpeechSimulator } from '../../../local/simulators/speech';
-import type { LocalStack } from '../../../local/stack';
-import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '../../stack';
+import { gatewayHeaders, recordedEvent, recordedEvents, useTestStack } from '../../stack';
 
 /**
  * Azure Speech failing behind the proxy, on each of its three paths (WAV recognition and synthesis
@@ -15,22 +13,12 @@ import { gatewayHeaders, recordedEvent, recordedEvents, startTestStack } from '.
 
 const TIMEOUT_MS = 1500;
 
-let stack: LocalStack;
-let redis: Redis;
-beforeAll(async () => {
-  process.env.UPSTREAM_TIMEOUT_MS = String(TIMEOUT_MS);
-  stack = await startTestStack();
-  redis = new Redis(process.env.REDIS_URL as string);
-}, 60_000);
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
+const t = useTestStack({ UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS) });
 afterEach(() => speech().setFault(undefined));
 
 function speech(): SpeechSimulator {
-  if (!stack.speechSimulator) throw new Error('the test stack has no Speech simulator');
-  return stack.speechSimulator;
+  if (!t.stack.speechSimulator) throw new Error('the test stack has no Speech simulator');
+  return t.stack.speechSimulator;
 }
 
 const ADDRESS = /127\.0\.0\.1|localhost|::1|\bwss?:\/\/|\bhttps?:\/\/|:\d{2,5}\b/;
@@ -43,8 +31,8 @@ const PATHS: Path[] = ['WAV recognition (SDK)', 'Ogg recognition (REST)', 'synth
 function send(path: Path, id: string): Promise<Response> {
   const caller = { subscription: 'sub-support', department: 'customer-support' };
   const headers = (contentType: string, extra: Record<string, string> = {}) =>
-    gatewayHeaders(stack, id, caller, { 'content-type': contentType, ...extra });
-  const recognition = `${stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1?language=en-US`;
+    gatewayHeaders(t.stack, id, caller, { 'content-type': contentType, ...extra });
+  const recognition = `${t.stack.host.url}/api/speech/recognition/conversation/cognitiveservices/v1?language=en-US`;
   switch (path) {
     case 'WAV recognition (SDK)': {
       const samples = pcmTone(pcm16k, 2);
@@ -61,7 +49,7 @@ function send(path: Path, id: string): Promise<Response> {
         body: Uint8Array.from(oggOpusSilence(16_000, 2)),
       });
     case 'synthesis (SDK)':
-      return fetch(`${stack.host.url}/api/cognitiveservices/v1`, {
+      return fetch(`${t.stack.host.url}/api/cognitiveservices/v1`, {
         method: 'POST',
         headers: headers('application/ssml+xml', { 'X-Microsoft-OutputFormat': 'riff-16khz-16bit-mono-pcm' }),
         body: '<speak version="1.0" xmlns="http://www.w3.org/2001/10/synthesis" xml:lang="en-US"><voice name="en-US-JennyNeural">Your invoice is ready.</voice></speak>',
@@ -89,7 +77,7 @@ async function failedWith(path: Path, fault: SimulatorFault): Promise<Failure> {
   });
   expect(body).not.toMatch(ADDRESS);
   expect(body).not.toMatch(/Unable to contact|StatusCode|websocket|Unexpected server response/i);
-  expect(await recordedEvents(redis, id)).toEqual([]);
+  expect(await recordedEvents(t.redis, id)).toEqual([]);
   return { status: res.status, headers: res.headers, body, elapsedMs };
 }
 
@@ -139,6 +127,6 @@ describe('after the failures', () => {
     const res = await send(path, id);
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    expect(await recordedEvent(redis, id)).toBeDefined();
+    expect(await recordedEvent(t.redis, id)).toBeDefined();
   });
 });
