@@ -46,28 +46,43 @@ function proxyTo(
   );
 }
 
-describe('streamed answers, byte for byte', () => {
-  let server: http.Server;
-  let endpoint: string;
-  let script: string[] = [];
-
+/** A local upstream answering with `handle` for a describe block's tests, at `endpoint`. */
+function useUpstream(handle: (req: http.IncomingMessage, res: http.ServerResponse) => void): {
+  readonly endpoint: string;
+} {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    handle(req, res);
+  });
+  let endpoint = '';
   beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      // One write per scripted piece: events split across reads, and several in one read.
-      const pieces = [...script];
-      const next = (): void => {
-        const piece = pieces.shift();
-        if (piece === undefined) return void res.end();
-        res.write(piece, () => setImmediate(next));
-      };
-      next();
-    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return {
+    get endpoint() {
+      return endpoint;
+    },
+  };
+}
+
+describe('streamed answers, byte for byte', () => {
+  let script: string[] = [];
+  const upstream = useUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    // One write per scripted piece: events split across reads, and several in one read.
+    const pieces = [...script];
+    const next = (): void => {
+      const piece = pieces.shift();
+      if (piece === undefined) return void res.end();
+      res.write(piece, () => setImmediate(next));
+    };
+    next();
+  });
 
   async function relay(body: object): Promise<{ text: string; events: UsageEvent[] }> {
     const events: UsageEvent[] = [];
@@ -85,7 +100,7 @@ describe('streamed answers, byte for byte', () => {
       },
       {
         upstream: new UndiciOpenAiUpstream({
-          endpoint,
+          endpoint: upstream.endpoint,
           authHeaders: () => Promise.resolve({}),
           timeoutMs: 5_000,
         }),
@@ -157,25 +172,16 @@ describe('streamed answers, byte for byte', () => {
 
 /** Streams whose upstream sends no usage: the completion is counted from the text as it streamed. */
 describe('the estimate of a stream without usage', () => {
-  let server: http.Server;
-  let endpoint: string;
   let script: string[] = [];
-
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.end(script.join(''));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const upstream = useUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(script.join(''));
   });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   async function estimated(operation: OpenAiOperation, body: object): Promise<UsageEvent | undefined> {
     const events: UsageEvent[] = [];
     const response = await proxyTo(
-      endpoint,
+      upstream.endpoint,
       operation,
       body,
       { correlationId: 'c-estimate', timeoutMs: 5_000 },
@@ -264,8 +270,6 @@ describe('the estimate of a stream without usage', () => {
  * the answer's text as its completion.
  */
 describe('non-streamed answers cut off mid-body', () => {
-  let server: http.Server;
-  let endpoint: string;
   let answer: { status: number; partial: string; then: 'drop' | 'stall' } = {
     status: 200,
     partial: '',
@@ -273,26 +277,17 @@ describe('non-streamed answers cut off mid-body', () => {
   };
   const stalled = new Set<http.ServerResponse>();
 
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      req.resume();
-      const { status, partial, then } = answer;
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': 100_000 });
-      res.write(partial, () => {
-        if (then === 'drop') setTimeout(() => res.destroy(), 10);
-        else stalled.add(res);
-      });
+  const upstream = useUpstream((_req, res) => {
+    const { status, partial, then } = answer;
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': 100_000 });
+    res.write(partial, () => {
+      if (then === 'drop') setTimeout(() => res.destroy(), 10);
+      else stalled.add(res);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   afterEach(() => {
     for (const res of stalled) res.destroy();
     stalled.clear();
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
   const ADDRESS = /127\.0\.0\.1|localhost|:\d{2,5}\b|socket|other side closed/i;
@@ -304,7 +299,7 @@ describe('non-streamed answers cut off mid-body', () => {
   ): Promise<{ error: ApiError; events: UsageEvent[] }> {
     const events: UsageEvent[] = [];
     const outcome = await proxyTo(
-      endpoint,
+      upstream.endpoint,
       operation,
       body,
       { correlationId: 'c-cut', timeoutMs: 300 },
