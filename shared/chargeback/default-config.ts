@@ -37,4 +37,8 @@ export const DEFAULT_CHARGEBACK_CONFIG: ChargebackConfig = {
     },
   ],
   markupPercent: '0',
+  budgets: [
+    { id: 'research', department: 'research', monthlyAmount: '5000.00', warnAtPercent: [80, 95], hard: true },
+    { id: 'marketing', department: 'marketing', monthlyAmount: '1500.00', warnAtPercent: [80], hard: false },
+  ],
 };

@@ -41,6 +41,7 @@ export const PRICING_UNITS = {
 } as const satisfies Record<Meter, { unit: string; size: number; consumedUnit: string }>;
 
 const nonNegativeDecimal = z.string().regex(/^\d+(\.\d+)?$/, 'must be a non-negative decimal, e.g. "2.50"');
+const positiveDecimal = nonNegativeDecimal.refine((value) => !money(value).isZero(), 'must be more than 0');
 
 /**
  * One price: per model (matched as a prefix of the model the upstream reports, longest first:
@@ -200,6 +201,27 @@ const chargebackConfigShape = z.object({
     .default([]),
   /** Optional markup on each department's direct and shared cost, in percent. */
   markupPercent: nonNegativeDecimal.default('0'),
+  /**
+   * Monthly budgets per department, or per app within a department. Spend is month to date
+   * (UTC calendar month) of the department's (or app's) usage cost at request time. Each soft
+   * threshold crossed warns (a response header and a metric); `hard` refuses requests once the
+   * budget is spent, before the provider is called.
+   */
+  budgets: z
+    .array(
+      z.object({
+        id: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and - only'),
+        department: departmentIdSchema,
+        /** Present: the budget of one app of the department; absent: the whole department's. */
+        appId: z.string().min(1).max(128).optional(),
+        monthlyAmount: positiveDecimal,
+        /** Percentages of the amount at which to warn, ascending. */
+        warnAtPercent: z.array(z.number().int().min(1).max(100)).max(5).default([80]),
+        /** True: refuse requests once the budget is spent; false: warn only. */
+        hard: z.boolean().default(true),
+      }),
+    )
+    .default([]),
 });
 
 /**
@@ -225,6 +247,24 @@ export const chargebackConfigSchema = chargebackConfigShape.superRefine((config,
         ['apps', i, 'department'],
         `app '${a.appId}' names department '${a.department}', which is not configured`,
       );
+    }
+  });
+  const budgetIds = new Set<string>();
+  const budgetScopes = new Set<string>();
+  config.budgets.forEach((b, i) => {
+    if (budgetIds.has(b.id)) problem(['budgets', i, 'id'], `budget '${b.id}' is listed twice`);
+    budgetIds.add(b.id);
+    const scope = b.appId === undefined ? b.department : `${b.department}/${b.appId}`;
+    if (budgetScopes.has(scope)) problem(['budgets', i], `budget '${b.id}': '${scope}' already has a budget`);
+    budgetScopes.add(scope);
+    if (!known.has(b.department)) {
+      problem(
+        ['budgets', i, 'department'],
+        `budget '${b.id}' names department '${b.department}', which is not configured`,
+      );
+    }
+    if (b.warnAtPercent.some((p, j) => j > 0 && p <= (b.warnAtPercent[j - 1] ?? 0))) {
+      problem(['budgets', i, 'warnAtPercent'], `budget '${b.id}': warning thresholds must ascend`);
     }
   });
   const sharedIds = new Set<string>();

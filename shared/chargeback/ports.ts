@@ -1,5 +1,5 @@
 import type { ReportFile } from '../contracts/report-paths';
-import type { DailyUsage, UsageAggregate } from './model';
+import type { ChargebackConfigState, DailyUsage, UsageAggregate } from './model';
 
 /**
  * What the chargeback steps need from the outside world, as interfaces. The adapters implement
@@ -109,6 +109,22 @@ export interface AggregateStore {
   days(month?: string): Promise<DayRecord[]>;
   receipts(): Promise<ReportReceipt[]>;
   putReceipt(receipt: ReportReceipt): Promise<void>;
+}
+
+/**
+ * The chargeback configuration in force, with its version: what the admin API last wrote, else
+ * CHARGEBACK_CONFIG (which only seeds it). The proxy reads it for budgets; each chargeback run
+ * records the version it used.
+ */
+export interface ConfigSnapshot {
+  /** Changes whenever the configuration does; recorded by each run. */
+  version: string;
+  state: ChargebackConfigState;
+}
+
+export interface ConfigSource {
+  /** The configuration in force (possibly cached: the source states how stale it may be). */
+  current(): Promise<ConfigSnapshot>;
 }
 
 /** An admin's price override as stored, with when it was written. */

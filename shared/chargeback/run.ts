@@ -9,6 +9,8 @@ import { parseWindowId, windowEnd, windowId, windowIdAt } from '../contracts/win
 import type { ChargebackConfigState } from './model';
 import type {
   AggregateStore,
+  ConfigSnapshot,
+  ConfigSource,
   DayRecord,
   PriceSource,
   Quarantine,
@@ -110,6 +112,15 @@ export function importBatchOf(event: Pick<UsageEvent, 'id' | 'window'>): WindowB
     windowId: windowId(new Date(event.window)),
     batch: `import-${createHash('sha256').update(event.id).digest('hex').slice(0, 40)}`,
   };
+}
+
+/** The configuration read once from the environment (CHARGEBACK_CONFIG or the default), versioned by its content. */
+export function staticConfigSource(state: ChargebackConfigState): ConfigSource {
+  const snapshot: ConfigSnapshot = {
+    version: state.ok ? `env-${versionOf([JSON.stringify(state.config)]).slice(0, 16)}` : 'env-invalid',
+    state,
+  };
+  return { current: () => Promise.resolve(snapshot) };
 }
 
 export interface ChargebackDeps {

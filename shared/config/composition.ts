@@ -14,7 +14,8 @@ import { RedisUsageBuffer } from '../adapters/redis-usage-buffer';
 import { SdkSpeechUpstream } from '../adapters/speech-upstream';
 import type { Telemetry } from '../adapters/telemetry';
 import { createTelemetry } from '../adapters/telemetry';
-import { ChargebackSteps } from '../chargeback/run';
+import type { ConfigSource } from '../chargeback/ports';
+import { ChargebackSteps, staticConfigSource } from '../chargeback/run';
 import { ensureError } from '../contracts/api-errors';
 import { BLOB_CONTAINERS } from '../contracts/storage';
 import type { UsageEvent } from '../contracts/usage-event';
@@ -45,6 +46,8 @@ export interface AppServices {
   openAiUpstream(): OpenAiUpstream;
   speechUpstream(): SpeechUpstream;
   chargeback(): ChargebackSteps;
+  /** The chargeback configuration in force and its version (budgets, runs). */
+  configSource(): ConfigSource;
   healthProbes(): Record<string, Probe>;
   /**
    * Creates the Blob containers the app writes to when they are missing, once, at start-up (the
@@ -159,9 +162,11 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         timeoutMs: config.proxy.upstreamTimeoutMs,
       }),
   );
+  const configSource = once(() => staticConfigSource(config.chargeback.config));
   const services: AppServices = {
     config,
     telemetry,
+    configSource,
     blobService,
     cosmos,
     reportsContainer,

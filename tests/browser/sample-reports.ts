@@ -51,6 +51,7 @@ export const CONFIG: ChargebackConfig = {
     },
   ],
   markupPercent: '5',
+  budgets: [],
 };
 
 const prices = new PriceTable(DEFAULT_PRICES.map((entry) => ({ entry })));

@@ -37,6 +37,7 @@ const CONFIG: ChargebackConfig = {
     { id: 'apim', name: 'API Management', monthlyAmount: '300.00', rule: { kind: 'proportional-cost' } },
   ],
   markupPercent: '0',
+  budgets: [],
 };
 
 jest.setTimeout(120_000);

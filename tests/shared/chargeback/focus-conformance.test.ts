@@ -311,6 +311,7 @@ const config: ChargebackConfig = {
     },
   ],
   markupPercent: '2.5',
+  budgets: [],
 };
 
 const PRICES: Record<Meter, string> = {

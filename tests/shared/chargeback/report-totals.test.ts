@@ -32,6 +32,7 @@ export const manyDepartments: ChargebackConfig = {
     { id: 'tokens', name: 'PTU', monthlyAmount: '333.33', rule: { kind: 'proportional-tokens' } },
   ],
   markupPercent: '2.5',
+  budgets: [],
 };
 
 /** Usage over `days` days of December 2026: a few windows a day, many departments and meters. */

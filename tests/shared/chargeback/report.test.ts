@@ -100,6 +100,7 @@ const base: ChargebackConfig = {
   apps: [],
   sharedCosts: [],
   markupPercent: '0',
+  budgets: [],
 };
 // April has 30 days: a day with usage accrues 1/30 of each monthly cost (600 → 20.00 a day).
 const month = parsePeriod('2026-04');
@@ -221,6 +222,7 @@ describe('allocation', () => {
       ...base,
       sharedCosts: [{ id: 'x', name: 'X', monthlyAmount: '1000', rule: { kind: 'proportional-cost' } }],
       markupPercent: '2.5',
+      budgets: [],
     };
     const many = Array.from({ length: 40 }, (_, i) =>
       row(['a', 'b', 'c'][i % 3] as string, `${i}.333`, {
