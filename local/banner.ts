@@ -1,9 +1,10 @@
 import { relative } from 'node:path';
 import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 import { reportPath } from '../shared/contracts/report-paths';
-import { APP_ROLES } from '../shared/contracts/roles';
+import { APIM_APIS, APIM_POLICY_FOLDER } from '../shared/contracts/apim';
 import type { LocalCredentials } from './gateway';
 import { EXAMPLE_CALLER } from './gateway';
+import { LOCAL_TOKEN_PATH } from './gateway/server';
 import { isEmbeddingModel, isReasoningModel } from './simulators/openai-text';
 import type { LocalStack } from './stack';
 
@@ -25,20 +26,14 @@ export function startupScreen(
     ...host.timerFunctions.map((t) => t.name.length),
   );
   const methodsWidth = Math.max(6, ...host.httpFunctions.map((f) => f.methods.join(',').length));
-  const gateway = gatewaySecretShown(credentials);
   const label = (text: string): string => `  ${text.padEnd(17)}`;
   const sub = (text: string): string => `    ${text.padEnd(15)}`;
-  const headerRows: Array<[string, string, string]> = [
-    [FUNCTION_KEY_HEADER, credentials.functionKey, ''],
-    [GATEWAY_HEADERS.gatewayKey, gateway, ''],
-    [GATEWAY_HEADERS.subscription, EXAMPLE_CALLER.subscription, 'required: the APIM subscription'],
-    [GATEWAY_HEADERS.department, EXAMPLE_CALLER.department, 'else charged to "unassigned"'],
-    [GATEWAY_HEADERS.app, EXAMPLE_CALLER.app, 'else the subscription'],
-  ];
-  const nameWidth = Math.max(...headerRows.map((r) => r[0].length));
-  const valueWidth = Math.max(...headerRows.map((r) => r[1].length));
+  const gateway = stack.gateway.url;
+  const { subscriptions, users } = stack.gatewayConfig;
+  const keyWidth = Math.max(...subscriptions.map((s) => `${s.product}/${s.name}`.length));
   const report = (format: 'csv' | 'json' | 'html'): string =>
-    `${base}/api/reports/${reportPath({ kind: 'monthly', period: month, format })}`;
+    `${gateway}/${APIM_APIS.chargeback.path}/reports/${reportPath({ kind: 'monthly', period: month, format })}`;
+  const example = subscriptions.find((s) => s.product === EXAMPLE_CALLER.department) ?? subscriptions[0];
 
   const lines = [
     '',
@@ -60,22 +55,25 @@ export function startupScreen(
     `${label('Keys')}function: ${credentials.functionKey}   master: ${credentials.masterKey}`,
     `${label('Local data')}${relative(process.cwd(), settings.LOCAL_DATA_DIR) || '.'}${stack.settingsFile ? `   settings from ${relative(process.cwd(), stack.settingsFile)}` : ''}`,
     '',
-    `${label('Gateway headers')}what APIM adds in Azure; send them yourself here`,
-    ...headerRows.map(([name, value, note]) =>
-      `    ${name.padEnd(nameWidth)}  ${value.padEnd(valueWidth)}  ${note}`.trimEnd(),
-    ),
-    `${label('Azure OpenAI')}${base}/api/openai   (openai SDK: AzureOpenAI endpoint ${base}/api)`,
+    `${label('Gateway')}${gateway}   the ${APIM_POLICY_FOLDER}/ policies, executed as API Management runs them`,
+    `${sub('keys')}one per app (subscription); department = its product`,
+    ...subscriptions.map((s) => `      ${`${s.product}/${s.name}`.padEnd(keyWidth)}  ${s.key}`),
+    `${sub('tokens')}${users.map((u) => `${u.name} (${u.roles.join(', ')})`).join('; ')}:`,
+    `      curl -s ${gateway}${LOCAL_TOKEN_PATH}/<user>   (Authorization: Bearer <token>)`,
+    `${label('Azure OpenAI')}new AzureOpenAI({ endpoint: '${gateway}', apiKey: '<key>', apiVersion: '${EXAMPLE_API_VERSION}' })`,
     `${sub('deployments')}${deploymentsLine(stack)}`,
-    `${label('Azure Speech')}${base}/api/cognitiveservices/v1   (text to speech)`,
-    `${label('')}${base}/api/speech/recognition/conversation/cognitiveservices/v1?language=en-US   (speech to text)`,
-    `${label('Finance API')}the key and gateway headers above, plus ${GATEWAY_HEADERS.roles}: ${APP_ROLES.finance}`,
-    `${sub('list')}${base}/api/reports?period=${month}`,
+    `${label('Azure Speech')}${gateway}/${APIM_APIS.speech.path}/cognitiveservices/v1   (text to speech; ${APIM_APIS.speech.subscriptionKey.header}: <key>)`,
+    `${label('')}${gateway}/${APIM_APIS.speech.path}/speech/recognition/conversation/cognitiveservices/v1?language=en-US`,
+    `${label('Finance API')}${gateway}/${APIM_APIS.chargeback.path}/reports?period=${month}   (finance token)`,
     `${sub('download')}${report('html')}   (also .csv, .json; after a chargeback run)`,
+    `${label('Admin API')}${gateway}/${APIM_APIS.chargeback.path}/chargeback/admin/config   (admin token; see docs/admin-api.md)`,
+    `${label('Behind it')}${base}/api/...   (the functions; only the gateway's credentials open them:`,
+    `${label('')}${FUNCTION_KEY_HEADER}: ${credentials.functionKey}, ${GATEWAY_HEADERS.gatewayKey}: ${gatewaySecretShown(credentials)})`,
     '',
     '  Try:',
     `    curl ${base}/api/live`,
     `    curl -H '${FUNCTION_KEY_HEADER}: ${credentials.functionKey}' ${base}/api/health`,
-    ...chatCurl(base, credentials).map((line) => `    ${line}`),
+    ...chatCurl(gateway, example?.key ?? '<key>').map((line) => `    ${line}`),
     '',
     `  ${options.requestLog ? 'Requests are logged below, one line each. ' : ''}Ctrl-C stops everything.`,
     '',
@@ -99,13 +97,11 @@ function deploymentsLine(stack: LocalStack): string {
   return `${chatNames.join(', ')}; embeddings: ${embeddings.map(([name]) => name).join(', ')}`;
 }
 
-/** A chat completion with curl, through the proxy, as the example caller. */
-export function chatCurl(base: string, credentials: LocalCredentials): string[] {
+/** A chat completion with curl, through the local gateway, with an app's subscription key. */
+export function chatCurl(gateway: string, key: string): string[] {
   return [
-    `curl '${base}/api/openai/deployments/gpt-4o-mini/chat/completions?api-version=${EXAMPLE_API_VERSION}' \\`,
-    `  -H '${FUNCTION_KEY_HEADER}: ${credentials.functionKey}' -H '${GATEWAY_HEADERS.gatewayKey}: ${gatewaySecretShown(credentials)}' \\`,
-    `  -H '${GATEWAY_HEADERS.subscription}: ${EXAMPLE_CALLER.subscription}' -H '${GATEWAY_HEADERS.department}: ${EXAMPLE_CALLER.department}' \\`,
-    `  -H '${GATEWAY_HEADERS.app}: ${EXAMPLE_CALLER.app}' -H 'content-type: application/json' \\`,
+    `curl '${gateway}/${APIM_APIS.openai.path}/deployments/gpt-4o-mini/chat/completions?api-version=${EXAMPLE_API_VERSION}' \\`,
+    `  -H '${APIM_APIS.openai.subscriptionKey.header}: ${key}' -H 'content-type: application/json' \\`,
     `  -d '{"messages":[{"role":"user","content":"Hello"}]}'`,
   ];
 }

@@ -5,6 +5,10 @@ import { z } from 'zod';
 /** Settings of the local runtime itself (never read by the app in Azure). Embedded defaults. */
 const localSchema = z.object({
   LOCAL_HOST_PORT: z.coerce.number().int().min(0).max(65535).default(7071),
+  /** The local gateway (the APIM policies, executed) in front of the host. */
+  LOCAL_GATEWAY_PORT: z.coerce.number().int().min(0).max(65535).default(7080),
+  /** The local gateway's products, subscriptions, keys and users (default local/gateway/apim.local.json). */
+  LOCAL_GATEWAY_CONFIG: z.string().min(1).optional(),
   LOCAL_DATA_DIR: z.string().min(1).default('.data'),
   // Local-only keys, like the storage emulator's well-known key: never used in Azure.
   LOCAL_FUNCTION_KEY: z.string().min(8).default('local-function-key'),

@@ -4,6 +4,10 @@ import { LocalFunctionsHost } from './host/host';
 import { findAppRoot, resolveEntryModules } from './host/app-entry';
 import type { LocalCredentials } from './gateway';
 import { localCredentials } from './gateway';
+import type { GatewayConfig } from './gateway/local-config';
+import { readGatewayConfig } from './gateway/local-config';
+import type { LocalGateway } from './gateway/server';
+import { startLocalGateway } from './gateway/server';
 import { observeRecordedUsage, requestLogLine } from './request-log';
 import { installFunctionsCore } from './host/install-core';
 import { startAzurite } from './services/azurite';
@@ -38,6 +42,9 @@ const STAND_IN_ORDER = [
 
 export interface LocalStack {
   host: LocalFunctionsHost;
+  /** The local gateway: the APIM policy files, executed, in front of the host. */
+  gateway: LocalGateway;
+  gatewayConfig: GatewayConfig;
   settings: LocalSettings;
   /** What a caller sends in place of API Management (keys, gateway secret). */
   credentials: LocalCredentials;
@@ -55,6 +62,10 @@ export interface LocalStack {
 export interface LocalStackOptions {
   /** Overrides LOCAL_HOST_PORT; 0 picks a free port (tests). */
   port?: number;
+  /** Overrides LOCAL_GATEWAY_PORT; 0 picks a free port (tests). Tests pass 0 or leave the port to `port`. */
+  gatewayPort?: number;
+  /** Overrides the gateway configuration file (tests with low limits). */
+  gatewayConfig?: GatewayConfig;
   /** Keep Redis and Azurite data under LOCAL_DATA_DIR (npm start); tests keep everything in memory. */
   persist: boolean;
   /** `compiled` loads dist/ (npm start); `source` loads the TypeScript sources (tests under jest). */
@@ -214,11 +225,33 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
   }
 
+  const credentials = localCredentials(settings, env);
+  let gateway: LocalGateway;
+  const gatewayConfig = options.gatewayConfig ?? readGatewayConfig(appRoot, settings.LOCAL_GATEWAY_CONFIG);
+  try {
+    gateway = await startLocalGateway({
+      port: options.gatewayPort ?? (options.port === 0 ? 0 : settings.LOCAL_GATEWAY_PORT),
+      config: gatewayConfig,
+      supplied: {
+        functionsBaseUrl: `${host.url}/api`,
+        functionKey: settings.LOCAL_FUNCTION_KEY,
+        gatewaySecret: credentials.gatewaySecret,
+      },
+      root: appRoot,
+    });
+  } catch (error) {
+    await host.stop();
+    await stopStandIns();
+    throw error;
+  }
+
   let stopping: Promise<void> | undefined;
   return {
     host,
+    gateway,
+    gatewayConfig,
     settings,
-    credentials: localCredentials(settings, env),
+    credentials,
     standIns,
     openAiSimulator,
     speechSimulator,
@@ -226,6 +259,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     settingsFile,
     stop: () =>
       (stopping ??= (async () => {
+        await gateway.stop();
         await host.stop();
         await stopStandIns();
       })()),

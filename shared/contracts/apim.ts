@@ -10,8 +10,8 @@
 export const APIM_POLICY_FOLDER = 'apim-policies';
 
 /**
- * The all-APIs (global) policy: the scope every API's `<base />` resolves to. It has no `<base />`
- * of its own: nothing encloses the global scope.
+ * The all-APIs (global) policy: the scope every API's `<base />` resolves to. Its own `<base />`
+ * elements have no effect: nothing encloses the global scope.
  */
 export const GLOBAL_POLICY_FILE = 'global.xml';
 
@@ -95,10 +95,10 @@ export const APIM_APIS = {
       { id: 'start-run', method: 'POST', urlTemplate: '/chargeback/runs' },
       { id: 'get-run', method: 'GET', urlTemplate: '/chargeback/runs/{id}' },
       { id: 'import-usage', method: 'POST', urlTemplate: '/usage/imports' },
-      { id: 'admin-get', method: 'GET', urlTemplate: '/admin/{*path}' },
-      { id: 'admin-post', method: 'POST', urlTemplate: '/admin/{*path}' },
-      { id: 'admin-put', method: 'PUT', urlTemplate: '/admin/{*path}' },
-      { id: 'admin-delete', method: 'DELETE', urlTemplate: '/admin/{*path}' },
+      { id: 'admin-get', method: 'GET', urlTemplate: '/chargeback/admin/{*path}' },
+      { id: 'admin-post', method: 'POST', urlTemplate: '/chargeback/admin/{*path}' },
+      { id: 'admin-put', method: 'PUT', urlTemplate: '/chargeback/admin/{*path}' },
+      { id: 'admin-delete', method: 'DELETE', urlTemplate: '/chargeback/admin/{*path}' },
     ],
   },
 } as const satisfies Record<string, ApimApi>;

@@ -18,7 +18,12 @@ describe('npm start', () => {
 
   it('brings the whole stack up, serves a healthy /api/health, and stops cleanly on Ctrl-C', async () => {
     expect(existsSync(startScript)).toBe(true);
-    const env: NodeJS.ProcessEnv = { ...process.env, LOCAL_HOST_PORT: '0', LOCAL_DATA_DIR: dataDir };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      LOCAL_HOST_PORT: '0',
+      LOCAL_GATEWAY_PORT: '0',
+      LOCAL_DATA_DIR: dataDir,
+    };
     for (const name of [
       'REDIS_URL',
       'STORAGE_CONNECTION_STRING',
@@ -51,18 +56,25 @@ describe('npm start', () => {
       }
       if (!url) throw new Error(`the stack did not come up:\n${output}`);
 
+      const gateway = /Gateway\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
+      expect(gateway).toBeDefined();
       expect(output).toContain(`curl ${url}/api/live`);
       expect(output).toContain(`curl -H 'x-functions-key: local-function-key' ${url}/api/health`);
       expect(output).toContain(dataDir.split('/').pop());
-      // What a client must send, where, which deployments exist, and the finance API.
-      expect(output).toMatch(/x-chargeback-gateway-key\s+local-gateway-shared-secret/);
-      expect(output).toMatch(/x-functions-key\s+local-function-key/);
-      expect(output).toContain(`Azure OpenAI     ${url}/api/openai`);
+      // Where apps call (the gateway), with which key, which deployments exist, and the finance API.
+      expect(output).toMatch(/research\/chat-app\s+local-research-chat-app-key/);
+      expect(output).toContain(`new AzureOpenAI({ endpoint: '${gateway}', apiKey: '<key>'`);
       expect(output).toMatch(/deployments\s+gpt-4o, gpt-4o-mini,.*embeddings: text-embedding-3-small/);
-      expect(output).toContain('x-chargeback-roles: Chargeback.Finance');
       expect(output).toMatch(
-        new RegExp(`${url}/api/reports/monthly/\\d{4}-\\d{2}/chargeback-\\d{4}-\\d{2}\\.html`),
+        new RegExp(`${gateway}/chargeback/reports/monthly/\\d{4}-\\d{2}/chargeback-\\d{4}-\\d{2}\\.html`),
       );
+      // The printed way to a finance token works, and the token opens the finance API.
+      const tokenUrl = new RegExp(`curl -s (${gateway}/\\S+)/<user>`).exec(output)?.[1];
+      const token = await (await fetch(`${tokenUrl}/finance`)).text();
+      const reports = await fetch(`${gateway}/chargeback/reports`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(reports.status).toBe(200);
       const res = await fetch(`${url}/api/health`, { headers: { 'x-functions-key': 'local-function-key' } });
       const body = (await res.json()) as { status: string };
       expect({ status: res.status, body: body.status }).toEqual({ status: 200, body: 'healthy' });
