@@ -5,12 +5,15 @@
  *   bare proxy   a bare Node pass-through proxy (the baseline for "a proxy at all")
  *   ours         the chargeback proxy function on the local Functions host, recording usage in Redis
  *   portkey      @portkey-ai/gateway routed to the same upstream
+ *   gateway      ours behind the local gateway running the APIM policies (subscription key,
+ *                anti-spoofing, rate and token limits, token metrics), as apps call it
  *   durable      ours again, with REDIS_WAIT_REPLICAS=1 against a Redis primary with one replica
  *                (every usage write waits for the replica's acknowledgement)
- * at 1, 64 and 256 connections, streaming and not. Prints two Markdown tables: ours against the
- * baselines, and the durable setting's cost against ours. BENCH_DURABLE=0 skips the durable run.
+ * at 1, 64 and 256 connections, streaming and not. Prints three Markdown tables: ours against the
+ * baselines, the policy layer's cost (gateway + ours against ours and Portkey), and the durable
+ * setting's cost against ours. BENCH_DURABLE=0 skips the durable run.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -19,6 +22,8 @@ import { spawnWithLifeline } from '../local/services/lifeline';
 import { getFreePort } from '../local/services/ports';
 import type { RedisServer } from '../local/services/redis';
 import { startRedis } from '../local/services/redis';
+import { readGatewayConfig } from '../local/gateway/local-config';
+import { APIM_APIS, APIM_NAMED_VALUES } from '../shared/contracts/apim';
 import { FUNCTION_KEY_HEADER, GATEWAY_HEADERS } from '../shared/contracts/gateway-headers';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
@@ -127,6 +132,23 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-proxy-'));
   const durableDataDir = mkdtempSync(join(tmpdir(), 'bench-proxy-durable-'));
   const redisServers: RedisServer[] = [];
+  // The gateway as configured locally, with limits far above what the benchmark sends: the
+  // policies still run (and count) on every request, they just never refuse one.
+  const gatewayConfig = readGatewayConfig(root);
+  const gatewayConfigFile = join(dataDir, 'apim.bench.json');
+  writeFileSync(
+    gatewayConfigFile,
+    JSON.stringify({
+      ...gatewayConfig,
+      namedValues: {
+        ...gatewayConfig.namedValues,
+        [APIM_NAMED_VALUES.requestsPerMinute.name]: '100000000',
+        [APIM_NAMED_VALUES.tokensPerMinute.name]: '100000000000',
+        [APIM_NAMED_VALUES.tokensPerMonth.name]: '100000000000000',
+      },
+    }),
+  );
+  const benchKey = gatewayConfig.subscriptions[0]?.key ?? '';
   try {
     const upstream = await startChild(
       [join(root, 'dist/bench/upstream.js')],
@@ -147,12 +169,14 @@ async function main(): Promise<void> {
       [join(root, 'dist/local/start.js'), '--no-request-log'],
       {
         LOCAL_HOST_PORT: '0',
+        LOCAL_GATEWAY_PORT: '0',
+        LOCAL_GATEWAY_CONFIG: gatewayConfigFile,
         LOCAL_DATA_DIR: dataDir,
         AZURE_OPENAI_ENDPOINT: upstreamUrl,
         AZURE_OPENAI_API_KEY: apiKey,
         NODE_ENV: 'production',
       },
-      /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)/,
+      /Functions host\s+(http:\/\/127\.0\.0\.1:\d+)[\s\S]*?Gateway\s+(http:\/\/127\.0\.0\.1:\d+)/,
     );
     let durable: { match: RegExpExecArray; pid?: number } | undefined;
     if (DURABLE) {
@@ -163,6 +187,7 @@ async function main(): Promise<void> {
         [join(root, 'dist/local/start.js'), '--no-request-log'],
         {
           LOCAL_HOST_PORT: '0',
+          LOCAL_GATEWAY_PORT: '0',
           LOCAL_DATA_DIR: durableDataDir,
           AZURE_OPENAI_ENDPOINT: upstreamUrl,
           AZURE_OPENAI_API_KEY: apiKey,
@@ -208,6 +233,13 @@ async function main(): Promise<void> {
         pid: ours.pid,
       },
       {
+        // The same process: its CPU per request is the gateway's and the function's together.
+        name: 'gateway',
+        url: `${ours.match[2]}${azurePath}`,
+        headers: { [APIM_APIS.openai.subscriptionKey.header]: benchKey },
+        pid: ours.pid,
+      },
+      {
         name: 'portkey',
         url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
         headers: {
@@ -236,6 +268,7 @@ async function main(): Promise<void> {
       { role: 'user', content: 'Explain in two sentences how AI usage is charged back to departments.' },
     ];
     const rows: string[] = [];
+    const gatewayRows: string[] = [];
     const durableRows: string[] = [];
     for (const stream of [false, true]) {
       const body = JSON.stringify({ messages, stream, ...(stream ? {} : { max_tokens: 200 }) });
@@ -246,6 +279,7 @@ async function main(): Promise<void> {
           results.set(target.name, await measure(target, body, connections, DURATION_S));
         }
         rows.push(row(stream, connections, results));
+        gatewayRows.push(gatewayRow(stream, connections, results));
         if (durable) durableRows.push(durableRow(stream, connections, results));
         console.error(`done: ${stream ? 'streaming' : 'non-streaming'} × ${connections} connections`);
       }
@@ -258,6 +292,12 @@ async function main(): Promise<void> {
         '| mode | conns | direct p50 / p99 | bare proxy added p50 / p99 | ours added p50 / p99 | portkey added p50 / p99 | ours ÷ bare (added p50) | throughput vs direct: bare / ours / portkey | CPU ms/req: bare / ours / portkey | errors: ours / portkey |',
         '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
         ...rows,
+        '',
+        'The policy layer: ours behind the local gateway (the APIM policies executed, as apps call it) against ours called directly, and against Portkey (CPU: the one process running both):',
+        '',
+        '| mode | conns | ours added p50 / p99 | gateway + ours added p50 / p99 | policy layer added p50 | gateway + ours ÷ portkey (added p50) | throughput: gateway + ours ÷ ours | CPU ms/req: ours / gateway + ours | errors: gateway + ours |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+        ...gatewayRows,
         ...(durable
           ? [
               '',
@@ -290,6 +330,16 @@ function row(stream: boolean, connections: number, results: Map<string, Measurem
     .join(' / ');
   const cpu = ['bare proxy', 'ours', 'portkey'].map((n) => fmt(get(n).cpuMsPerRequest)).join(' / ');
   return `| ${stream ? 'streaming' : 'JSON'} | ${connections} | ${fmt(direct.p50)} / ${fmt(direct.p99)} | ${added(get('bare proxy'))} | ${added(get('ours'))} | ${added(get('portkey'))} | ${ratio} | ${throughput} | ${cpu} | ${get('ours').errors} / ${get('portkey').errors} |`;
+}
+
+function gatewayRow(stream: boolean, connections: number, results: Map<string, Measurement>): string {
+  const get = (name: string): Measurement => results.get(name) as Measurement;
+  const direct = get('direct');
+  const [ours, gateway, portkey] = [get('ours'), get('gateway'), get('portkey')];
+  const added = (m: Measurement): string => `${fmt(m.p50 - direct.p50)} / ${fmt(m.p99 - direct.p99)}`;
+  const portkeyAdded = portkey.p50 - direct.p50;
+  const ratio = portkeyAdded > 0 ? ((gateway.p50 - direct.p50) / portkeyAdded).toFixed(2) : 'n/a';
+  return `| ${stream ? 'streaming' : 'JSON'} | ${connections} | ${added(ours)} | ${added(gateway)} | ${fmt(gateway.p50 - ours.p50)} | ${ratio} | ${(gateway.rps / ours.rps).toFixed(2)}× | ${fmt(ours.cpuMsPerRequest)} / ${fmt(gateway.cpuMsPerRequest)} | ${gateway.errors} |`;
 }
 
 function durableRow(stream: boolean, connections: number, results: Map<string, Measurement>): string {
