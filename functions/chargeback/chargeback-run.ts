@@ -2,7 +2,7 @@ import type { InvocationContext, Timer } from '@azure/functions';
 import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from 'durable-functions';
-import type { StepLogger, WindowBatch } from '../../shared/chargeback/ports';
+import type { ConfigSnapshot, StepLogger, WindowBatch } from '../../shared/chargeback/ports';
 import type { ChargebackRunSummary, ReportDue, Waiting, WindowOutcome } from '../../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION, ConfigurationProblem, runInstanceId } from '../../shared/chargeback/run';
 import { appServices } from '../../shared/config/composition';
@@ -51,7 +51,12 @@ export interface RollUpOutput {
   day: string;
   waiting?: string;
 }
-export type ReportInput = ReportDue;
+/** The reports due, and the configuration (read once for the run) they are checked and written with. */
+export interface ReportsDueOutput {
+  config: ConfigSnapshot;
+  due: ReportDue[];
+}
+export type ReportInput = ReportDue & { config: ConfigSnapshot };
 export interface ReportOutput {
   period: string;
   paths: string[];
@@ -107,11 +112,13 @@ export const chargebackOrchestrator: OrchestrationHandler = function* (context: 
     days.map((day) => call(CHARGEBACK_ACTIVITIES.rollUp, day satisfies RollUpInput)),
   )) as RollUpOutput[];
 
-  const due = (yield call(CHARGEBACK_ACTIVITIES.reportsDue, null)) as ReportDue[];
-  context.df.setCustomStatus({ phase: 'reporting', periods: due.length });
+  // The configuration is read once, here: every report of the run follows that one version.
+  const { config, due } = (yield call(CHARGEBACK_ACTIVITIES.reportsDue, null)) as ReportsDueOutput;
+  const configVersion = config.version;
+  context.df.setCustomStatus({ phase: 'reporting', periods: due.length, configVersion });
   const reports = (yield* all(
     context,
-    due.map((d) => call(CHARGEBACK_ACTIVITIES.report, d satisfies ReportInput)),
+    due.map((d) => call(CHARGEBACK_ACTIVITIES.report, { ...d, config } satisfies ReportInput)),
   )) as ReportOutput[];
 
   const waiting: Waiting[] = [
@@ -124,6 +131,7 @@ export const chargebackOrchestrator: OrchestrationHandler = function* (context: 
   ];
   const summary: ChargebackRunSummary = {
     asOf,
+    configVersion,
     windows: outcomes.map((o) => ({ windowId: o.windowId, batch: o.batch, events: o.events })),
     events: outcomes.reduce((sum, o) => sum + o.events, 0),
     invalidEvents: outcomes.reduce((sum, o) => sum + o.invalidEvents, 0),
@@ -133,8 +141,12 @@ export const chargebackOrchestrator: OrchestrationHandler = function* (context: 
   };
   context.df.setCustomStatus(
     waiting.length === 0
-      ? { phase: 'done' }
-      : { phase: 'done, reports waiting', waiting: [...new Set(waiting.map((w) => w.problem))] },
+      ? { phase: 'done', configVersion }
+      : {
+          phase: 'done, reports waiting',
+          configVersion,
+          waiting: [...new Set(waiting.map((w) => w.problem))],
+        },
   );
   return summary;
 };
@@ -187,14 +199,21 @@ export const rollUpDay: ActivityHandler = async (
   return 'waiting' in result ? { day, waiting: result.waiting } : { day };
 };
 
-export const reportsDue: ActivityHandler = async () => (await appServices()).chargeback().reportsDue();
+export const reportsDue: ActivityHandler = async (): Promise<ReportsDueOutput> => {
+  const steps = (await appServices()).chargeback();
+  const config = await steps.configSnapshot();
+  return { config, due: await steps.reportsDue(config) };
+};
 
 export const writeReports: ActivityHandler = async (
   due: ReportInput,
   context: InvocationContext,
 ): Promise<ReportOutput> => {
   const steps = (await appServices()).chargeback();
-  const result = await orWaiting(context, `reports of ${due.period}`, () => steps.writePeriodReports(due));
+  const { config, ...period } = due;
+  const result = await orWaiting(context, `reports of ${due.period}`, () =>
+    steps.writePeriodReports(period, config),
+  );
   return Array.isArray(result)
     ? { period: due.period, paths: result }
     : { period: due.period, paths: [], waiting: result.waiting };

@@ -4,7 +4,7 @@ import { appServices } from '../../shared/config/composition';
 import { proxyOpenAi } from '../../shared/metering/openai-proxy';
 import type { OpenAiOperation, OpenAiPathForm } from '../../shared/metering/openai-request';
 import { correlationIdFor, readBodyWithin, withErrors } from '../http';
-import { attributionOf } from './attributed';
+import { attributionOf, budgetOf } from './attributed';
 
 /** One handler per Azure OpenAI operation and path form. */
 export function postOpenAi(operation: OpenAiOperation, form: OpenAiPathForm): HttpHandler {
@@ -25,7 +25,11 @@ export function postOpenAi(operation: OpenAiOperation, form: OpenAiPathForm): Ht
         correlationId: correlationIdFor(request),
         startedAt,
       },
-      { upstream: services.openAiUpstream(), record: (event) => services.recordUsage(event) },
+      {
+        upstream: services.openAiUpstream(),
+        record: (event) => services.recordUsage(event),
+        budget: budgetOf(services, context),
+      },
     );
     return { status: result.status, headers: result.headers, body: result.body };
   });

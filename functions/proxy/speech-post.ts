@@ -4,7 +4,7 @@ import { appServices } from '../../shared/config/composition';
 import type { SpeechCallContext } from '../../shared/metering/speech-proxy';
 import { recognizeShortAudio, synthesizeSpeech } from '../../shared/metering/speech-proxy';
 import { correlationIdFor, readBodyWithin, withErrors } from '../http';
-import { attributionOf } from './attributed';
+import { attributionOf, budgetOf } from './attributed';
 
 /** Largest SSML or text body accepted for synthesis. */
 const MAX_SYNTHESIS_BODY_BYTES = 256 * 1024;
@@ -22,6 +22,7 @@ async function callContext(
     startedAt,
     record: (event) => services.recordUsage(event),
     upstream: services.speechUpstream(),
+    budget: budgetOf(services, context),
     limits: config.speech,
   };
 }

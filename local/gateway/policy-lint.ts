@@ -8,7 +8,7 @@ import {
   MAX_METRIC_DIMENSIONS,
   TOKEN_METRIC,
 } from '../../shared/contracts/apim';
-import { GATEWAY_HEADER_NAMES } from '../../shared/contracts/gateway-headers';
+import { GATEWAY_HEADER_NAMES, GATEWAY_HEADER_PREFIX } from '../../shared/contracts/gateway-headers';
 import { LineMap, walkPolicy } from './policy-xml';
 import type { PolicyDocument, PolicyElement } from './policy-xml';
 
@@ -107,7 +107,6 @@ export const POLICY_CONTAINERS: ReadonlySet<string> = new Set(['when', 'otherwis
 
 const METRIC_POLICIES = new Set(['llm-emit-token-metric', 'azure-openai-emit-token-metric', 'emit-metric']);
 const TOKEN_METRIC_POLICIES = new Set(['llm-emit-token-metric', 'azure-openai-emit-token-metric']);
-const GATEWAY_HEADER_PREFIX = 'x-chargeback-';
 
 const isSection = (name: string): boolean => (POLICY_SECTIONS as readonly string[]).includes(name);
 const isExpression = (value: string): boolean => /@[({]/.test(value);
@@ -122,7 +121,7 @@ const LITERALS: ReadonlyArray<{ pattern: RegExp; what: string; accept?: (match: 
   },
   {
     pattern:
-      /\b[a-z0-9][a-z0-9-]*\.(?:azurewebsites\.net|azure-api\.net|openai\.azure\.com|cognitiveservices\.azure\.com|vault\.azure\.net|(?:blob|queue|table|file)\.core\.windows\.net|documents\.azure\.com|redis\.cache\.windows\.net|servicebus\.windows\.net|azurecr\.io)\b/gi,
+      /\b[a-z\d][a-z\d-]*\.(?:azurewebsites\.net|azure-api\.net|openai\.azure\.com|cognitiveservices\.azure\.com|vault\.azure\.net|(?:blob|queue|table|file)\.core\.windows\.net|documents\.azure\.com|redis\.cache\.windows\.net|servicebus\.windows\.net|azurecr\.io)\b/gi,
     what: 'an Azure resource host name',
   },
   {

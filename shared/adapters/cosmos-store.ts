@@ -167,8 +167,9 @@ export class CosmosChargebackStore implements AggregateStore, PriceSource {
   }
 
   async overrides(): Promise<StoredPrice[]> {
+    // The container also holds the audit records of the admin API's price changes.
     const { resources } = await this.#prices.items
-      .query<Record<string, unknown>>('SELECT * FROM c')
+      .query<Record<string, unknown>>('SELECT * FROM c WHERE NOT IS_DEFINED(c.type) OR c.type != "audit"')
       .fetchAll();
     return resources.map((document) => ({
       document: withoutSystemProperties(document),

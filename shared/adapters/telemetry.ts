@@ -34,6 +34,12 @@ export const METRICS = {
   replayedEvents: 'chargeback.replayed_events',
   /** Requests whose department header from the gateway was unusable (billed to unassigned). */
   badDepartmentHeaders: 'chargeback.bad_department_headers',
+  /** Requests answered with a budget warning (a soft threshold of a monthly budget crossed). */
+  budgetWarnings: 'chargeback.budget_warnings',
+  /** Requests a hard monthly budget refused before the provider was called. */
+  budgetRefusals: 'chargeback.budget_refusals',
+  /** Budget checks or spend updates that failed (the request was served: fail-open). */
+  budgetUnavailable: 'chargeback.budget_unavailable',
 } as const;
 
 /** The metric points one usage event produces (pure, so the mapping is tested without a backend). */
@@ -122,6 +128,38 @@ export class Telemetry {
       value: 1,
       properties: { subscriptionId: attribution.subscriptionId, appId: attribution.appId },
     });
+  }
+
+  /** A request answered with a budget warning header: one point per warned budget. */
+  budgetWarning(warning: { budgetId: string; department: string; appId?: string; threshold: number }): void {
+    this.sink?.trackMetric({
+      name: METRICS.budgetWarnings,
+      value: 1,
+      properties: {
+        budget: warning.budgetId,
+        department: warning.department,
+        ...(warning.appId === undefined ? {} : { appId: warning.appId }),
+        threshold: String(warning.threshold),
+      },
+    });
+  }
+
+  /** A request a hard budget refused before the provider was called. */
+  budgetRefused(refusal: { budgetId: string; department: string; appId?: string }): void {
+    this.sink?.trackMetric({
+      name: METRICS.budgetRefusals,
+      value: 1,
+      properties: {
+        budget: refusal.budgetId,
+        department: refusal.department,
+        ...(refusal.appId === undefined ? {} : { appId: refusal.appId }),
+      },
+    });
+  }
+
+  /** A budget check or spend update failed; the request was served regardless. */
+  budgetUnavailable(stage: string): void {
+    this.sink?.trackMetric({ name: METRICS.budgetUnavailable, value: 1, properties: { stage } });
   }
 
   /** A call from a subscription APIM could not map to a department: charged to `unassigned`. */

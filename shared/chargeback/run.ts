@@ -14,6 +14,7 @@ import type {
   DayRecord,
   PriceSource,
   Quarantine,
+  ReportReceipt,
   ReportStore,
   StepLogger,
   UsageBuffer,
@@ -68,6 +69,11 @@ export interface ReportDue {
   version: string;
 }
 
+/** A period's receipt, with the version of the configuration its reports were written with. */
+export interface VersionedReceipt extends ReportReceipt {
+  configVersion: string;
+}
+
 /** Something that waits for an admin: which step, which day or period, and why. */
 export interface Waiting {
   step: 'roll-up' | 'report';
@@ -77,6 +83,8 @@ export interface Waiting {
 
 export interface ChargebackRunSummary {
   asOf: string;
+  /** The version of the chargeback configuration the run's reports were checked and written with. */
+  configVersion: string;
   windows: Array<{ windowId: string; batch: string; events: number }>;
   events: number;
   invalidEvents: number;
@@ -129,13 +137,29 @@ export interface ChargebackDeps {
   prices: PriceSource;
   reports: ReportStore;
   quarantine: Quarantine;
-  config: ChargebackConfigState;
+  /**
+   * The configuration in force (the admin API's, in Cosmos DB), read once per run (configSnapshot)
+   * and passed to the report steps; a fixed state is taken as a source that never changes.
+   */
+  config: ConfigSource | ChargebackConfigState;
   /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
   graceMs: number;
 }
 
 export class ChargebackSteps {
-  constructor(private readonly deps: ChargebackDeps) {}
+  readonly #config: ConfigSource;
+
+  constructor(private readonly deps: ChargebackDeps) {
+    this.#config = 'current' in deps.config ? deps.config : staticConfigSource(deps.config);
+  }
+
+  /**
+   * The configuration a run uses, read once: the orchestration passes it to every report step, so
+   * that the whole run follows one version, and records that version.
+   */
+  configSnapshot(): Promise<ConfigSnapshot> {
+    return this.#config.current();
+  }
 
   findPendingWindows(asOf: Date): Promise<string[]> {
     return this.deps.buffer.pendingWindows(asOf, this.deps.graceMs);
@@ -310,11 +334,13 @@ export class ChargebackSteps {
    * changes. Months first, then days, each in order. Reports that could not be written stay due
    * until they are.
    */
-  async reportsDue(): Promise<ReportDue[]> {
+  async reportsDue(snapshot?: ConfigSnapshot): Promise<ReportDue[]> {
+    const { state } = snapshot ?? (await this.configSnapshot());
     const [days, receipts] = await Promise.all([this.deps.store.days(), this.deps.store.receipts()]);
     const written = new Map(receipts.map((r) => [r.period, r.version]));
     const open = days.reduce((latest, d) => (d.month > latest ? d.month : latest), '');
-    const config = this.deps.config.ok ? versionOf([JSON.stringify(this.deps.config.config)]) : 'invalid';
+    // The content, not the version number: a change that is undone does not rewrite the reports.
+    const config = state.ok ? versionOf([JSON.stringify(state.config)]) : 'invalid';
     const versioned = (month: string, version: string): string =>
       month === open ? versionOf([version, `config:${config}`]) : version;
     const months = new Map<string, string[]>();
@@ -332,14 +358,18 @@ export class ChargebackSteps {
   }
 
   /**
-   * Recomputes one period's report from its day roll-ups and writes its files, then its receipt. A
-   * pure function of the roll-ups and the configuration: a rerun writes identical bytes. Throws a
-   * ConfigurationProblem while CHARGEBACK_CONFIG is invalid.
+   * Recomputes one period's report from its day roll-ups and writes its files, then its receipt
+   * (which records the configuration version). A pure function of the roll-ups and the
+   * configuration: a rerun writes identical bytes. Throws a ConfigurationProblem while the
+   * configuration is invalid.
    */
-  async writePeriodReports(due: ReportDue): Promise<string[]> {
-    const { config, store } = this.deps;
+  async writePeriodReports(due: ReportDue, snapshot?: ConfigSnapshot): Promise<string[]> {
+    const { store } = this.deps;
+    const { version: configVersion, state: config } = snapshot ?? (await this.configSnapshot());
     if (!config.ok) {
-      throw new ConfigurationProblem(`CHARGEBACK_CONFIG is invalid: ${config.problems.join('; ')}`);
+      throw new ConfigurationProblem(
+        `${configVersion.startsWith('env-') ? 'CHARGEBACK_CONFIG' : `The chargeback configuration (version ${configVersion})`} is invalid: ${config.problems.join('; ')}`,
+      );
     }
     const period: ReportPeriod = parsePeriod(due.period);
     const month = monthOf(period.start);
@@ -354,13 +384,15 @@ export class ChargebackSteps {
       .reduce((latest, d) => (d.dataThrough > latest ? d.dataThrough : latest), period.start);
     const report = buildReport({ period, aggregates: rows, config: config.config, dataThrough });
     const paths = await this.deps.reports.write(reportFiles(report));
-    await store.putReceipt({
+    const receipt: VersionedReceipt = {
       id: `receipt|${period.id}`,
       pk: LEDGER_PARTITION_KEY,
       type: 'receipt',
       period: period.id,
       version: due.version,
-    });
+      configVersion,
+    };
+    await store.putReceipt(receipt);
     return paths;
   }
 

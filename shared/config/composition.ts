@@ -1,24 +1,28 @@
+import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import { CosmosClient } from '@azure/cosmos';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { Redis } from 'ioredis';
 import { BlobQuarantine, BlobReportStore } from '../adapters/blob-reports';
 import { BlobUsageSpool } from '../adapters/blob-spool';
+import { CosmosConfigSource, CosmosConfigStore } from '../adapters/cosmos-config-store';
 import { CosmosChargebackStore } from '../adapters/cosmos-store';
 import type { Probe } from '../adapters/health';
 import { dependencyProbes } from '../adapters/health-probes';
 import { AppIdentity } from '../adapters/identity';
 import { UndiciOpenAiUpstream } from '../adapters/openai-upstream';
+import { RedisBudgetLedger } from '../adapters/redis-budget';
 import { watchRedisConnection } from '../adapters/redis-ready';
 import { RedisUsageBuffer } from '../adapters/redis-usage-buffer';
 import { SdkSpeechUpstream } from '../adapters/speech-upstream';
 import type { Telemetry } from '../adapters/telemetry';
 import { createTelemetry } from '../adapters/telemetry';
 import type { ConfigSource } from '../chargeback/ports';
-import { ChargebackSteps, staticConfigSource } from '../chargeback/run';
+import { ChargebackSteps } from '../chargeback/run';
 import { ensureError } from '../contracts/api-errors';
 import { BLOB_CONTAINERS } from '../contracts/storage';
 import type { UsageEvent } from '../contracts/usage-event';
+import { BudgetGate } from '../metering/budget';
 import type { OpenAiUpstream } from '../metering/openai-proxy';
 import type { SpeechUpstream } from '../metering/speech-proxy';
 import { lastResortLine, UNUSABLE_MARKER } from '../metering/last-resort';
@@ -45,9 +49,19 @@ export interface AppServices {
   recordUsage(event: UsageEvent): Promise<void>;
   openAiUpstream(): OpenAiUpstream;
   speechUpstream(): SpeechUpstream;
+  /**
+   * Monthly budgets: checks a proxied request against them before the provider is called, and counts
+   * its cost after (Redis; the configuration from configSource(), the chargeback's price table).
+   */
+  budgets(): BudgetGate;
   chargeback(): ChargebackSteps;
-  /** The chargeback configuration in force and its version (budgets, runs). */
+  /**
+   * The chargeback configuration in force and its version (budgets, runs): the admin API's, in
+   * Cosmos DB (seeded from CHARGEBACK_CONFIG), cached for CONFIG_REFRESH_SECONDS.
+   */
   configSource(): ConfigSource;
+  /** The admin API's store: the configuration document, its audit trail, the price overrides. */
+  configStore(): CosmosConfigStore;
   healthProbes(): Record<string, Probe>;
   /**
    * Creates the Blob containers the app writes to when they are missing, once, at start-up (the
@@ -162,11 +176,21 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         timeoutMs: config.proxy.upstreamTimeoutMs,
       }),
   );
-  const configSource = once(() => staticConfigSource(config.chargeback.config));
+  const configStore = once(
+    () => new CosmosConfigStore(cosmos(), config.cosmos.database, config.chargeback.config),
+  );
+  const configSource = once(
+    () =>
+      new CosmosConfigSource(configStore(), config.chargeback.config, {
+        ttlMs: config.chargeback.configRefreshMs,
+        log: (line) => console.warn(line),
+      }),
+  );
   const services: AppServices = {
     config,
     telemetry,
     configSource,
+    configStore,
     blobService,
     cosmos,
     reportsContainer,
@@ -193,6 +217,17 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         }),
     ),
     speechUpstream: speech,
+    budgets: once(
+      () =>
+        new BudgetGate({
+          ledger: new RedisBudgetLedger(redis, { readyTimeoutMs: config.proxy.redisWriteTimeoutMs }),
+          config: { current: () => services.configSource().current() },
+          prices: store(),
+          ledgerTimeoutMs: config.proxy.redisWriteTimeoutMs,
+          configTimeoutMs: 2000,
+          newId: randomUUID,
+        }),
+    ),
     chargeback: once(
       () =>
         new ChargebackSteps({
@@ -201,7 +236,7 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
           prices: store(),
           reports: new BlobReportStore(reportsContainer()),
           quarantine: new BlobQuarantine(container(BLOB_CONTAINERS.usageQuarantine)),
-          config: config.chargeback.config,
+          config: configSource(),
           graceMs: config.chargeback.graceMs,
         }),
     ),

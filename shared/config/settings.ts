@@ -180,6 +180,11 @@ const rawSchema = z.object({
   ),
   /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
   CHARGEBACK_GRACE_SECONDS: positiveInt(120),
+  /**
+   * How long the chargeback configuration the admin API keeps in Cosmos DB is cached: a change
+   * reaches the proxies and the runs within this many seconds (plus one read).
+   */
+  CONFIG_REFRESH_SECONDS: positiveInt(30),
 } satisfies Record<SettingName, z.ZodType>);
 
 /** Rules that span settings; checked on the raw environment so they are reported with the rest. */
@@ -257,7 +262,12 @@ export interface AppConfig {
   };
   appInsightsConnectionString?: string;
   healthCheckTimeoutMs: number;
-  chargeback: { config: ChargebackConfigState; graceMs: number };
+  chargeback: {
+    config: ChargebackConfigState;
+    graceMs: number;
+    /** How long the stored configuration is cached (CONFIG_REFRESH_SECONDS). */
+    configRefreshMs: number;
+  };
   proxy: {
     gatewaySecret: string;
     maxRequestBytes: number;
@@ -353,7 +363,11 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
     },
     appInsightsConnectionString: appInsights,
     healthCheckTimeoutMs: raw.HEALTH_CHECK_TIMEOUT_MS,
-    chargeback: { config: raw.CHARGEBACK_CONFIG, graceMs: raw.CHARGEBACK_GRACE_SECONDS * 1000 },
+    chargeback: {
+      config: raw.CHARGEBACK_CONFIG,
+      graceMs: raw.CHARGEBACK_GRACE_SECONDS * 1000,
+      configRefreshMs: raw.CONFIG_REFRESH_SECONDS * 1000,
+    },
     proxy: {
       gatewaySecret: checkedGatewaySecret(gatewaySecret ?? raw.GATEWAY_SHARED_SECRET),
       maxRequestBytes: raw.MAX_REQUEST_BYTES,

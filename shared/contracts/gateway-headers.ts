@@ -19,6 +19,9 @@ export const GATEWAY_HEADERS = {
 
 export type GatewayHeader = (typeof GATEWAY_HEADERS)[keyof typeof GATEWAY_HEADERS];
 
+/** What every gateway header's name starts with (policy checks refuse unknown ones). */
+export const GATEWAY_HEADER_PREFIX = 'x-chargeback-';
+
 /** Every header the gateway owns; a client-sent one is deleted at the gateway. */
 export const GATEWAY_HEADER_NAMES: readonly GatewayHeader[] = Object.values(GATEWAY_HEADERS);
 

@@ -3,6 +3,7 @@
  * templates and their tests import from here.
  */
 export * from './api-errors';
+export * from './budget';
 export * from './department';
 export * from './gateway-headers';
 export * from './report-paths';

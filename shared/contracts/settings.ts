@@ -46,6 +46,7 @@ export const SETTINGS = {
   HEALTH_CHECK_TIMEOUT_MS: { required: false, secret: false },
   CHARGEBACK_CONFIG: { required: false, secret: false },
   CHARGEBACK_GRACE_SECONDS: { required: false, secret: false },
+  CONFIG_REFRESH_SECONDS: { required: false, secret: false },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;

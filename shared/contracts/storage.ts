@@ -28,11 +28,20 @@ export const COSMOS_DATABASE = 'chargeback';
  * - `day` and `receipt`: which days have usage and which reports are up to date, in partition
  *   `~ledger` (two small documents per day: a few hundred a year).
  *
- * Container `prices`, partition key `/model`: the admins' price overrides.
+ * Container `prices`, partition key `/model`: the admins' price overrides, and the audit records
+ * of their changes (`type: 'audit'`), each in its price's partition so that a change and its
+ * audit record are written in one transactional batch.
+ *
+ * Container `configuration`, partition key `/pk`: the chargeback configuration the admin API
+ * maintains (one document, `type: 'config'`) and the audit record of every change to it
+ * (`type: 'audit'`), all in partition `~config` (CONFIG_PARTITION_KEY), so that a change and its
+ * audit record are one transactional batch. Changes are rare (an admin's edits: a few thousand
+ * a year of a few KB each), far below a logical partition's 20 GB.
  */
 export const COSMOS_CONTAINERS = {
   usage: { id: 'usage', partitionKeyPath: '/pk' },
   prices: { id: 'prices', partitionKeyPath: '/model' },
+  configuration: { id: 'configuration', partitionKeyPath: '/pk' },
 } as const;
 
 export type CosmosContainerName = keyof typeof COSMOS_CONTAINERS;
@@ -41,6 +50,9 @@ export type CosmosContainerName = keyof typeof COSMOS_CONTAINERS;
 export function usagePartitionKey(month: string, department: string): string {
   return `${month}|${department}`;
 }
+
+/** The partition of the configuration document and its audit records (container `configuration`). */
+export const CONFIG_PARTITION_KEY = '~config';
 
 /** The partition of the day records and report receipts. */
 export const LEDGER_PARTITION_KEY = '~ledger';

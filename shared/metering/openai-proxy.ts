@@ -3,12 +3,14 @@ import { ApiError } from '../contracts/api-errors';
 import type { UsageEvent, UsageFigures } from '../contracts/usage-event';
 import { NO_USAGE } from '../contracts/usage-event';
 import type { Attribution } from './attribution';
+import type { RequestBudget } from './budget';
+import { openAiEstimate } from './budget';
 import type { OpenAiCall, OpenAiRequestInput } from './openai-request';
-import { parseOpenAiCall } from './openai-request';
+import { estimatePromptTokens, parseOpenAiCall } from './openai-request';
 import { usageEventFor } from './served-usage';
 import type { UpstreamBody } from './sse-relay';
 import { jsonString, relayStream, stringValueAt } from './sse-relay';
-import { countTextTokens, estimateChatPromptTokens, estimateEmbeddingInputTokens } from './token-estimate';
+import { countTextTokens } from './token-estimate';
 import { usageFigures } from './usage-figures';
 
 /**
@@ -62,6 +64,8 @@ export interface OpenAiUpstream {
 export interface OpenAiProxyDeps {
   upstream: OpenAiUpstream;
   record: (event: UsageEvent) => Promise<void>;
+  /** Monthly budgets, checked before the upstream is called (none: no budgets are checked). */
+  budget?: RequestBudget;
   now?: () => Date;
 }
 
@@ -82,10 +86,28 @@ export async function proxyOpenAi(
   const now = deps.now ?? (() => new Date());
   const call = parseOpenAiCall(request);
   const { api, deployment, streaming } = call;
-  const upstream = await deps.upstream.post(call.path, call.upstreamBody, request.correlationId);
+  // Budgets are checked before the upstream sees the request: a refusal (429) throws here.
+  const hold = await deps.budget?.reserve({
+    attribution: request.attribution,
+    api,
+    deployment,
+    figures: openAiEstimate(call),
+  });
+  /** Records a served request's usage, then counts its cost against its budgets (neither throws). */
+  const record = async (served: UsageEvent): Promise<void> => {
+    await deps.record(served);
+    await hold?.settle(served);
+  };
+  let upstream: UpstreamAnswer;
+  try {
+    upstream = await deps.upstream.post(call.path, call.upstreamBody, request.correlationId);
+  } catch (error) {
+    await hold?.settle(undefined); // nothing was served: the hold is released
+    throw error;
+  }
   const status = upstream.status;
   const ok = status >= 200 && status < 300;
-  const headers = passedHeaders(upstream.headers);
+  const headers = { ...passedHeaders(upstream.headers), ...hold?.headers };
   const event = (figures: UsageFigures, model: string, estimated: boolean, served = status): UsageEvent =>
     usageEventFor(
       request,
@@ -107,7 +129,7 @@ export async function proxyOpenAi(
       if (ok) {
         const received = error instanceof UpstreamBodyError ? error.received : new Uint8Array();
         const partial = new TextDecoder().decode(received, { stream: true });
-        await deps.record(
+        await record(
           event(
             {
               ...NO_USAGE,
@@ -119,15 +141,19 @@ export async function proxyOpenAi(
             error instanceof ApiError ? error.status : 500,
           ),
         );
+      } else {
+        await hold?.settle(undefined);
       }
       throw error;
     }
     if (ok) {
       // Nothing billable is recorded for a failed call; a served one is recorded before answering.
       const answer = parseJsonObject(bytes);
-      await deps.record(
+      await record(
         event(usageFigures(answer.usage), typeof answer.model === 'string' ? answer.model : '', false),
       );
+    } else {
+      await hold?.settle(undefined);
     }
     return { status, headers, body: bytes };
   }
@@ -142,21 +168,10 @@ export async function proxyOpenAi(
         const figures = exact
           ? usageFigures(usage)
           : { ...NO_USAGE, promptTokens: estimatePromptTokens(call), completionTokens: completionTokens() };
-        await deps.record(event(figures, model, !exact));
+        await record(event(figures, model, !exact));
       },
     }),
   };
-}
-
-/** The prompt tokens of a request, estimated from its body (the upstream reported none). */
-function estimatePromptTokens({ api, body }: OpenAiCall): number {
-  if (api === 'embeddings') return estimateEmbeddingInputTokens(body.input);
-  return estimateChatPromptTokens(
-    body.messages ??
-      (typeof body.input === 'string'
-        ? [{ content: body.input }]
-        : ((body.input ?? []) as Array<{ content?: unknown }>)),
-  );
 }
 
 /** The top-level `model` of an answer's JSON (complete: its closing quote arrived). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ApiError, badRequest } from '../contracts/api-errors';
 import type { UsageApi } from '../contracts/usage-event';
+import { estimateChatPromptTokens, estimateEmbeddingInputTokens } from './token-estimate';
 
 /**
  * An Azure OpenAI data-plane request, validated before anything is sent upstream: content type,
@@ -128,4 +129,15 @@ export function parseOpenAiCall(request: OpenAiRequestInput): OpenAiCall {
         ? `/openai/${request.operation}?${version}`
         : `/openai/v1/${request.operation}`;
   return { api, deployment, streaming, callerWantsUsage, path, upstreamBody, body };
+}
+
+/** The prompt tokens of a request, estimated from its body (before the call, or when the upstream reported none). */
+export function estimatePromptTokens({ api, body }: Pick<OpenAiCall, 'api' | 'body'>): number {
+  if (api === 'embeddings') return estimateEmbeddingInputTokens(body.input);
+  return estimateChatPromptTokens(
+    body.messages ??
+      (typeof body.input === 'string'
+        ? [{ content: body.input }]
+        : ((body.input ?? []) as Array<{ content?: unknown }>)),
+  );
 }

@@ -2,6 +2,7 @@ import { ApiError, badRequest } from '../contracts/api-errors';
 import type { UsageEvent, UsageFigures } from '../contracts/usage-event';
 import type { Attribution } from './attribution';
 import { oggOpusDurationSeconds, readWav } from './audio';
+import type { BudgetHold, RequestBudget } from './budget';
 import { usageEventFor } from './served-usage';
 import { billableCharacters, escapeXml, spokenText } from './speech-billing';
 
@@ -52,6 +53,8 @@ export interface SpeechCallContext {
   record: (event: UsageEvent) => Promise<void>;
   upstream: SpeechUpstream;
   limits: SpeechLimits;
+  /** Monthly budgets, checked before the upstream is called (none: no budgets are checked). */
+  budget?: RequestBudget;
 }
 
 export interface SpeechResult {
@@ -79,17 +82,18 @@ function isOutputFormat(name: string): name is SpeechOutputFormat {
   return Object.hasOwn(SPEECH_OUTPUT_FORMATS, name);
 }
 
+const SPEECH_MODELS = { stt: 'azure-speech-stt-standard', tts: 'azure-speech-tts-neural' } as const;
+
 function usageEvent(
   context: SpeechCallContext,
   api: 'stt' | 'tts',
   deployment: string,
   figures: Partial<UsageFigures>,
 ): UsageEvent {
-  const model = api === 'stt' ? 'azure-speech-stt-standard' : 'azure-speech-tts-neural';
   return usageEventFor(context, {
     api,
     deployment,
-    model,
+    model: SPEECH_MODELS[api],
     figures,
     status: 200,
     streamed: false,
@@ -131,8 +135,8 @@ export async function recognizeShortAudio(
   const audio = Buffer.from(request.audio.buffer, request.audio.byteOffset, request.audio.byteLength);
   const type = (request.contentType ?? '').toLowerCase();
 
-  let seconds: number | undefined;
-  let answer: Record<string, unknown>;
+  let seconds: number;
+  let recognize: () => Promise<Record<string, unknown>>;
   if (type.startsWith('audio/wav') || type.startsWith('audio/x-wav')) {
     const wav = readWav(audio);
     if (!wav) throw badRequest('The audio is not a RIFF/WAVE file.');
@@ -149,23 +153,26 @@ export async function recognizeShortAudio(
     }
     seconds = wav.durationSeconds;
     checkDuration(seconds, context.limits);
-    answer = await context.upstream.recognizePcm(
-      audio.subarray(wav.dataOffset, wav.dataOffset + wav.dataBytes),
-      wav,
-      language,
-      format,
-    );
+    recognize = () =>
+      context.upstream.recognizePcm(
+        audio.subarray(wav.dataOffset, wav.dataOffset + wav.dataBytes),
+        wav,
+        language,
+        format,
+      );
   } else if (type.startsWith('audio/ogg')) {
-    seconds = oggOpusDurationSeconds(audio);
-    if (seconds === undefined) throw badRequest('The audio is not an Ogg Opus stream.');
+    const duration = oggOpusDurationSeconds(audio);
+    if (duration === undefined) throw badRequest('The audio is not an Ogg Opus stream.');
+    seconds = duration;
     checkDuration(seconds, context.limits);
     // The JavaScript Speech SDK cannot decode compressed audio; the short-audio REST API can.
-    answer = await context.upstream.recognizeCompressed(
-      audio,
-      request.contentType ?? 'audio/ogg; codecs=opus',
-      language,
-      format,
-    );
+    recognize = () =>
+      context.upstream.recognizeCompressed(
+        audio,
+        request.contentType ?? 'audio/ogg; codecs=opus',
+        language,
+        format,
+      );
   } else {
     throw new ApiError(
       415,
@@ -173,12 +180,44 @@ export async function recognizeShortAudio(
       "Audio must be 'audio/wav; codecs=audio/pcm' or 'audio/ogg; codecs=opus'.",
     );
   }
-  await context.record(usageEvent(context, 'stt', `stt-${language}`, { audioSeconds: round(seconds) }));
+  // The audio's length is known before the call: it is what the budgets are checked against.
+  const figures = { audioSeconds: round(seconds) };
+  const deployment = `stt-${language}`;
+  const { result: answer, hold } = await budgeted(context, 'stt', deployment, figures, recognize);
+  const event = usageEvent(context, 'stt', deployment, figures);
+  await context.record(event);
+  await hold?.settle(event);
   return {
     status: 200,
-    headers: { 'content-type': 'application/json; charset=utf-8' },
+    headers: { 'content-type': 'application/json; charset=utf-8', ...hold?.headers },
     body: JSON.stringify(answer),
   };
+}
+
+/**
+ * Checks the request's budgets (a refusal throws, before the upstream is called), then calls the
+ * upstream; a failed call releases the hold (nothing was served).
+ */
+async function budgeted<T>(
+  context: SpeechCallContext,
+  api: 'stt' | 'tts',
+  deployment: string,
+  figures: Partial<UsageFigures>,
+  call: () => Promise<T>,
+): Promise<{ result: T; hold: BudgetHold | undefined }> {
+  const hold = await context.budget?.reserve({
+    attribution: context.attribution,
+    api,
+    deployment,
+    model: SPEECH_MODELS[api],
+    figures,
+  });
+  try {
+    return { result: await call(), hold };
+  } catch (error) {
+    await hold?.settle(undefined);
+    throw error;
+  }
 }
 
 function checkDuration(seconds: number, limits: SpeechLimits): void {
@@ -236,17 +275,24 @@ export async function synthesizeSpeech(
     );
   }
 
-  const audio = await context.upstream.synthesize(ssml, formatName);
-  const seconds = synthesizedSeconds(audio, format);
-  await context.record(
-    usageEvent(context, 'tts', 'tts-neural', {
-      billableCharacters: characters,
-      audioSeconds: round(seconds),
-    }),
+  // The billable characters are known before the call: they are what the budgets are checked against.
+  const { result: audio, hold } = await budgeted(
+    context,
+    'tts',
+    'tts-neural',
+    { billableCharacters: characters },
+    () => context.upstream.synthesize(ssml, formatName),
   );
+  const seconds = synthesizedSeconds(audio, format);
+  const event = usageEvent(context, 'tts', 'tts-neural', {
+    billableCharacters: characters,
+    audioSeconds: round(seconds),
+  });
+  await context.record(event);
+  await hold?.settle(event);
   return {
     status: 200,
-    headers: { 'content-type': format.contentType },
+    headers: { 'content-type': format.contentType, ...hold?.headers },
     body: new Uint8Array(
       audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength) as ArrayBuffer,
     ),

@@ -63,7 +63,11 @@ describe('one home per contract', () => {
       /id:\s*['"`]usage['"`]|container\(\s*['"`]usage['"`]/,
       'shared/contracts/storage.ts',
     ],
-    ['the Cosmos database', /['"`]chargeback['"`]/, 'shared/contracts/storage.ts'],
+    [
+      'the configuration container',
+      /id:\s*['"`]configuration['"`]|container\(\s*['"`]configuration['"`]/,
+      'shared/contracts/storage.ts',
+    ],
     [
       'the report path layout',
       /chargeback-\$\{[^}]*\}\.|\/chargeback-\$\{|departments\//,
@@ -96,6 +100,14 @@ describe('one home per contract', () => {
 
   it('the Functions key header is only in shared/contracts/gateway-headers.ts', () => {
     expect(homesOf(/x-functions-key/i)).toEqual(['shared/contracts/gateway-headers.ts']);
+  });
+
+  it('the Cosmos database name is only in its home (the chargeback API path of the same word is an HTTP path)', () => {
+    expect(homesOf(/['"`]chargeback['"`]/)).toEqual([
+      'shared/contracts/apim.ts',
+      'shared/contracts/storage.ts',
+    ]);
+    expect(sources.get('shared/contracts/apim.ts')).not.toMatch(/COSMOS|database/i);
   });
 
   it('no header is spelled out anywhere but its home', () => {

@@ -1,5 +1,10 @@
 import * as df from 'durable-functions';
-import type { ReleaseInput, ReportInput, ReportOutput } from '../../../functions/chargeback/chargeback-run';
+import type {
+  ReleaseInput,
+  ReportInput,
+  ReportOutput,
+  ReportsDueOutput,
+} from '../../../functions/chargeback/chargeback-run';
 import { CHARGEBACK_ACTIVITIES } from '../../../functions/chargeback/chargeback-run';
 import type { InstanceStatus } from '../../../local/host/durable/engine';
 import { DurableEngine } from '../../../local/host/durable/engine';
@@ -11,6 +16,8 @@ import type {
 import { ActionType, EventType, uniqueLeafActions } from '../../../local/host/durable/history';
 import type { RegisteredFunction } from '../../../local/host/functions-core';
 import { registry } from '../../../local/host/functions-core';
+import { DEFAULT_CHARGEBACK_CONFIG } from '../../../shared/chargeback/default-config';
+import type { ConfigSnapshot } from '../../../shared/chargeback/ports';
 import type { ChargebackRunSummary, WindowOutcome } from '../../../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../../../shared/chargeback/run';
 
@@ -233,7 +240,7 @@ class Harness {
       case ROLL_UP:
         return { day: input as string };
       case DUE:
-        return dueOf(this.scenario);
+        return { config: CONFIG, due: dueOf(this.scenario) } satisfies ReportsDueOutput;
       case REPORT: {
         const { period } = input as ReportInput;
         return (
@@ -269,14 +276,18 @@ function matches(input: unknown, expected: unknown): boolean {
   );
 }
 
+/** The configuration the reports-due step read for the run: every report step gets it. */
+const CONFIG: ConfigSnapshot = { version: '7', state: { ok: true, config: DEFAULT_CHARGEBACK_CONFIG } };
+
 /** The ledger's answer: the months, then the days, of the scenario's windows. */
-function dueOf(scenario: Scenario): ReportInput[] {
+function dueOf(scenario: Scenario): Array<{ period: string; version: string }> {
   const months = [...new Set(scenario.outcomes.map((o) => o.month))].sort();
   const days = [...new Set(scenario.outcomes.map((o) => o.day))].sort();
   return [...months, ...days].map((period) => ({ period, version: `v-${period}` }));
 }
 
-const due = (period: string): ReportInput => ({ period, version: `v-${period}` });
+/** A report step's input: the period due, with the run's configuration. */
+const due = (period: string): ReportInput => ({ period, version: `v-${period}`, config: CONFIG });
 
 /** Two windows on two days of March, listed by find latest first; the earlier one keeps an older batch. */
 const TWO_DAYS: Scenario = {
@@ -304,6 +315,7 @@ const TWO_DAYS: Scenario = {
 
 const TWO_DAYS_SUMMARY: ChargebackRunSummary = {
   asOf: START.toISOString(),
+  configVersion: '7',
   windows: [
     { windowId: '20260315T2345Z', batch: INSTANCE, events: 12 },
     { windowId: '20260314T1000Z', batch: EARLIER_BATCH, events: 30 },
@@ -350,6 +362,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
     expect(final.runtimeStatus).toBe('Completed');
     expect(final.output).toEqual({
       asOf: START.toISOString(),
+      configVersion: '7',
       windows: [],
       events: 0,
       invalidEvents: 0,
@@ -357,7 +370,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       reports: [],
       waiting: [],
     } satisfies ChargebackRunSummary);
-    expect(final.customStatus).toEqual({ phase: 'done' });
+    expect(final.customStatus).toEqual({ phase: 'done', configVersion: '7' });
     // Find, then the ledger's two questions (a report left waiting by an earlier run is retried).
     expect(h.events.map((e) => `${e.step} ${e.activity}`)).toEqual([
       `start ${FIND}`,
@@ -443,7 +456,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       expect(action.actionType).toBe(ActionType.CallActivityWithRetry);
       expect(action.retryOptions).toMatchObject(RETRY_WIRE);
     }
-    expect(final.customStatus).toEqual({ phase: 'done' });
+    expect(final.customStatus).toEqual({ phase: 'done', configVersion: '7' });
   });
 
   it('reports every month before any day when the windows span two months', async () => {
@@ -587,7 +600,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       ]);
       // Committed usage does not wait for reports: both batches were released.
       expect(h.calls(RELEASE, 'end')).toHaveLength(2);
-      expect(final.customStatus).toEqual({ phase: 'reporting', periods: 3 });
+      expect(final.customStatus).toEqual({ phase: 'reporting', periods: 3, configVersion: '7' });
       expect(h.engineLog.join('\n')).toContain('failed');
     });
 
@@ -643,6 +656,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       expect(summary.reports).toEqual(filesOf('2026-03-14').sort());
       expect(final.customStatus).toEqual({
         phase: 'done, reports waiting',
+        configVersion: '7',
         waiting: ['CHARGEBACK_CONFIG is invalid: (root): bad'],
       });
       expect(h.calls(RELEASE, 'end')).toHaveLength(2);
@@ -666,7 +680,7 @@ describe('chargeback orchestration (durable replay, stub activities)', () => {
       for (const state of [first, second]) {
         expect(state.isDone).toBe(true);
         expect(state.output).toEqual(final.output);
-        expect(state.customStatus).toEqual({ phase: 'done' });
+        expect(state.customStatus).toEqual({ phase: 'done', configVersion: '7' });
         const leaves = uniqueLeafActions(state.actions.flat());
         expect(JSON.parse(JSON.stringify(leaves))).toEqual(expected);
       }

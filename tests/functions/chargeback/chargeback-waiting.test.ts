@@ -7,6 +7,7 @@ import { CosmosChargebackStore } from '../../../shared/adapters/cosmos-store';
 import { usageKeys } from '../../../shared/adapters/redis-usage-buffer';
 import { DEFAULT_CHARGEBACK_CONFIG } from '../../../shared/chargeback/default-config';
 import type { ChargebackConfig } from '../../../shared/chargeback/model';
+import { etagOf } from '../../../shared/chargeback/config-admin';
 import type { ChargebackRunSummary } from '../../../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION } from '../../../shared/chargeback/run';
 import { appServices, closeAppServices } from '../../../shared/config/composition';
@@ -101,7 +102,13 @@ describe('a run waiting for an admin', () => {
       "sharedCosts.0.rule.percentages.ops: shared cost 'platform' gives a percentage to department 'ops'",
     );
     expect(problem).toContain('fixed percentages add up to 90, not 100');
-    expect(first.customStatus).toEqual({ phase: 'done, reports waiting', waiting: [problem] });
+    // No configuration stored, and CHARGEBACK_CONFIG (which would seed it) unusable: the run says so.
+    expect(first.output.configVersion).toBe('env-invalid');
+    expect(first.customStatus).toEqual({
+      phase: 'done, reports waiting',
+      configVersion: 'env-invalid',
+      waiting: [problem],
+    });
     // Committed and released: nothing is lost, nothing piles up in Redis.
     expect(await redis.keys(usageKeys.pattern)).toEqual([]);
     expect(await store.usage({ month: '2026-04' })).toHaveLength(1);
@@ -114,13 +121,15 @@ describe('a run waiting for an admin', () => {
     expect(second.output.waiting).toHaveLength(2);
     expect(await redis.keys(usageKeys.pattern)).toEqual([]);
 
-    // The admin fixes the configuration (the app restarts with it): the next run writes everything.
+    // The admin fixes CHARGEBACK_CONFIG (the app restarts with it): nothing was stored, so it seeds
+    // the stored configuration (version 1), and the next run writes everything.
     process.env.CHARGEBACK_CONFIG = JSON.stringify(DEFAULT_CHARGEBACK_CONFIG);
     await closeAppServices();
     await connect();
     const fixed = await run();
     expect(fixed.output.windows).toEqual([]);
     expect(fixed.output.waiting).toEqual([]);
+    expect(fixed.output.configVersion).toBe('1');
     expect(fixed.output.reports).toEqual(
       expect.arrayContaining([
         'daily/2026-04-07/chargeback-2026-04-07.json',
@@ -172,10 +181,39 @@ describe('a run waiting for an admin', () => {
 
   it('a configuration change rewrites the open month and its days, and leaves closed months as written', async () => {
     // April and May have reports written with the default configuration; May is the open month.
+    const shared = (report: string) => async (): Promise<string | undefined> =>
+      (
+        JSON.parse((await reports.getBlobClient(report).downloadToBuffer()).toString()) as {
+          departments: Array<{ department: string; shared: string }>;
+        }
+      ).departments.find((d) => d.department === 'research')?.shared;
+    const mayShared = shared('monthly/2026-05/chargeback-2026-05.json');
+    const aprilShared = shared('monthly/2026-04/chargeback-2026-04.json');
+    const [mayBefore, aprilBefore] = [await mayShared(), await aprilShared()];
+    // CHARGEBACK_CONFIG only seeds the stored configuration: a new one is ignored from now on...
     process.env.CHARGEBACK_CONFIG = JSON.stringify({ ...DEFAULT_CHARGEBACK_CONFIG, markupPercent: '10' });
     await closeAppServices();
     await connect();
+    expect((await run()).output.reports).toEqual([]);
+    // ...an admin changes it (the admin API's store): API Management now costs twice as much.
+    const app = await appServices();
+    const apim = DEFAULT_CHARGEBACK_CONFIG.sharedCosts.find((c) => c.id === 'apim');
+    if (!apim) throw new Error('the default configuration has no apim shared cost');
+    const changed = await app.configStore().change(
+      {
+        action: 'replace',
+        collection: 'shared-costs',
+        id: 'apim',
+        item: { ...apim, monthlyAmount: '1400.00' },
+      },
+      etagOf(apim),
+      'test',
+    );
+    expect(changed.version).toBe('2');
+    await closeAppServices(); // the configuration source's cache goes with it
+    await connect();
     const run1 = await run();
+    expect(run1.output.configVersion).toBe('2');
     expect(run1.output.windows).toEqual([]);
     expect(run1.output.reports).toEqual(
       expect.arrayContaining([
@@ -184,10 +222,8 @@ describe('a run waiting for an admin', () => {
       ]),
     );
     expect(run1.output.reports.filter((p) => p.includes('2026-04'))).toEqual([]);
-    const may = JSON.parse(
-      (await reports.getBlobClient('monthly/2026-05/chargeback-2026-05.json').downloadToBuffer()).toString(),
-    ) as { departments: Array<{ department: string; markup: string }> };
-    expect(may.departments.find((d) => d.department === 'research')?.markup).not.toBe('0.00');
+    expect(await mayShared()).not.toBe(mayBefore);
+    expect(await aprilShared()).toBe(aprilBefore);
 
     // Written once: the next run has nothing due.
     expect((await run()).output.reports).toEqual([]);

@@ -105,7 +105,9 @@ describe('admin run-now API', () => {
 
     const run = await finished(started.id);
     expect(run.status).toBe('Completed');
-    expect(run.progress).toEqual({ phase: 'done' });
+    // The configuration version the run used: CHARGEBACK_CONFIG (here the default) seeds version 1.
+    expect(run.progress).toEqual({ phase: 'done', configVersion: '1' });
+    expect(run.summary?.configVersion).toBe('1');
     // The window still open when the request was made (or the next one, at a boundary).
     const open = run.summary?.windows.map((w) => w.windowId) ?? [];
     expect(open.some((id) => id === windowIdAt(before) || id === windowIdAt(now))).toBe(true);
