@@ -194,6 +194,25 @@ describe('what reaches the functions', () => {
     expect(received).toEqual([]);
   });
 
+  it('takes an Entra ID token alongside the key: a valid one names the user, an invalid one is a 401', async () => {
+    const admin = base.users.find((u) => u.name === 'admin');
+    const withToken = await client(gateway)
+      .chat.completions.create(chat, { headers: { authorization: `Bearer ${gateway.tokenFor('admin')}` } })
+      .withResponse();
+    expect(withToken.response.status).toBe(200);
+    expect(received[0]?.headers[GATEWAY_HEADERS.user]).toBe(admin?.oid);
+    // The token is not passed on: the functions trust the gateway's headers only.
+    expect(received[0]?.headers.authorization).toBeUndefined();
+    const expired = await client(gateway)
+      .chat.completions.create(chat, {
+        headers: { authorization: `Bearer ${gateway.tokenFor('admin', -60)}` },
+      })
+      .catch((e: unknown) => e);
+    expect(expired).toMatchObject({ status: 401, code: '401' });
+    expect(String((expired as Error).message)).toMatch(/Entra ID token is not valid/);
+    expect(received).toHaveLength(1);
+  });
+
   it('refuses a key of a product that does not include the API (the finance analyst has no Speech)', async () => {
     const analyst = base.subscriptions.find((s) => s.product === 'finance');
     const res = await fetch(`${gateway.url}/speech/cognitiveservices/v1`, {
@@ -240,6 +259,46 @@ describe('what reaches the functions', () => {
     expect(received[0]?.headers[GATEWAY_HEADERS.roles]).toBe(finance?.roles.join(','));
     expect(received[0]?.headers[GATEWAY_HEADERS.user]).toBe(finance?.oid);
     expect(received[0]?.headers.authorization).toBeUndefined();
+  });
+});
+
+describe('errors', () => {
+  it('answers an unreachable backend with a 500 in the Azure OpenAI shape that names no address', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const gateway = await startLocalGateway({
+      port: 0,
+      config: base,
+      supplied: {
+        functionsBaseUrl: `http://127.0.0.1:${port}/api`,
+        functionKey: FUNCTION_KEY,
+        gatewaySecret: SECRET,
+      },
+      root,
+    });
+    try {
+      const res = await fetch(
+        `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
+        {
+          method: 'POST',
+          headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
+          body: JSON.stringify(chat),
+        },
+      );
+      expect(res.status).toBe(500);
+      const text = await res.text();
+      const body = JSON.parse(text) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe('500');
+      expect(body.error.message).toMatch(
+        /^The gateway could not complete the request\. Quote request id [0-9a-f-]{36}/,
+      );
+      expect(text).not.toMatch(/127\.0\.0\.1|localhost|ECONNREFUSED|\bat\s/);
+      expect(text).not.toContain(String(port));
+    } finally {
+      await gateway.stop();
+    }
   });
 });
 
