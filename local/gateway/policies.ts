@@ -142,6 +142,14 @@ function requiredClaims(
   );
 }
 
+/** The names a limit reports its retry-after in: a response header and, if named, a variable. */
+function retryNames(scope: CompileScope): { header: string; variable: string | undefined } {
+  return {
+    header: scope.literal('retry-after-header-name') ?? 'Retry-After',
+    variable: scope.literal('retry-after-variable-name'),
+  };
+}
+
 /** Sets a limit's retry-after header and variable and raises its error (the on-error section runs). */
 function limitExceeded(
   run: Run,
@@ -266,10 +274,7 @@ export function policyElements(services: PolicyServices): Record<string, Element
         const calls = scope.requiredAttribute('calls');
         const period = scope.requiredAttribute('renewal-period');
         const key = scope.requiredAttribute('counter-key');
-        const retry = {
-          header: scope.literal('retry-after-header-name') ?? 'Retry-After',
-          variable: scope.literal('retry-after-variable-name'),
-        };
+        const retry = retryNames(scope);
         const remainingHeader = scope.literal('remaining-calls-header-name');
         const id = `rate:${scope.node.file}:${scope.node.line}`;
         return (run) => {
@@ -323,10 +328,7 @@ export function policyElements(services: PolicyServices): Record<string, Element
         }
         const estimate = flag(scope, 'estimate-prompt-tokens', false);
         const remainingHeader = scope.literal('remaining-tokens-header-name');
-        const retry = {
-          header: scope.literal('retry-after-header-name') ?? 'Retry-After',
-          variable: scope.literal('retry-after-variable-name'),
-        };
+        const retry = retryNames(scope);
         const id = `${scope.node.file}:${scope.node.line}`;
         return async (run) => {
           const counterKey = key(run.context);

@@ -62,16 +62,17 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function release(h, z, id)
+  local amount = redis.call('HGET', h, 'hold:' .. id)
+  if amount then
+    redis.call('HDEL', h, 'hold:' .. id)
+    redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
+  end
+  redis.call('ZREM', z, id)
+end
 local function purge(h, z, now)
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 1000)
-  for _, id in ipairs(expired) do
-    local amount = redis.call('HGET', h, 'hold:' .. id)
-    if amount then
-      redis.call('HDEL', h, 'hold:' .. id)
-      redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
-    end
-    redis.call('ZREM', z, id)
-  end
+  for _, id in ipairs(expired) do release(h, z, id) end
 end
 local function spend(h)
   local v = redis.call('HMGET', h, 'settled', 'reserved')
@@ -124,15 +125,7 @@ return result`;
 const SETTLE = `${COMMON}
 local id, cost, expire_at = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if id ~= '' then
-  for i = 3, #KEYS, 2 do
-    local h, z = KEYS[i], KEYS[i + 1]
-    local amount = redis.call('HGET', h, 'hold:' .. id)
-    if amount then
-      redis.call('HDEL', h, 'hold:' .. id)
-      redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
-    end
-    redis.call('ZREM', z, id)
-  end
+  for i = 3, #KEYS, 2 do release(KEYS[i], KEYS[i + 1], id) end
 end
 if cost > 0 then
   local now = now_ms()
