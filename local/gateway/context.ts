@@ -62,6 +62,8 @@ export interface GatewayContext {
   request: {
     method: string;
     headers: HeaderMap;
+    /** The query string the backend gets (set-query-parameter edits it). */
+    query: URLSearchParams;
     /** The operation's URL template parameters. */
     matchedParameters: Map<string, string>;
   };

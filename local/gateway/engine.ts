@@ -201,6 +201,8 @@ interface Shape {
 
 const PARTS: Readonly<Record<string, Shape>> = {
   value: { attributes: [] },
+  'client-application-ids': { attributes: [], children: ['application-id'] },
+  'application-id': { attributes: [] },
   audiences: { attributes: [], children: ['audience'] },
   audience: { attributes: [] },
   'required-claims': { attributes: [], children: ['claim'] },

@@ -13,7 +13,11 @@ export class LocalEntra {
   private readonly privateKey: KeyObject;
   private readonly publicKey: KeyObject;
 
-  constructor(private readonly tenantId: string) {
+  constructor(
+    private readonly tenantId: string,
+    /** The client application the tokens are issued to (their `azp` claim). */
+    private readonly clientAppId: string,
+  ) {
     const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.privateKey = pair.privateKey;
     this.publicKey = pair.publicKey;
@@ -28,9 +32,17 @@ export class LocalEntra {
     user: { oid: string; name: string; roles: readonly string[] },
     audience: string,
     lifetimeSeconds = 3600,
+    clientAppId = this.clientAppId,
   ): string {
     return jwt.sign(
-      { oid: user.oid, name: user.name, roles: [...user.roles], tid: this.tenantId, uti: randomUUID() },
+      {
+        oid: user.oid,
+        name: user.name,
+        roles: [...user.roles],
+        tid: this.tenantId,
+        azp: clientAppId,
+        uti: randomUUID(),
+      },
       this.privateKey,
       {
         algorithm: 'RS256',

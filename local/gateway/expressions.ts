@@ -49,10 +49,10 @@ function errorBody(context: GatewayContext): string {
       'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.';
   } else if (status === 429) {
     message = `Rate limit is exceeded. Try again in ${variable(context, 'retry-after', 60)} seconds.`;
-  } else if (error.source === 'llm-token-limit') {
+  } else if (status === 403) {
     message = "The subscription's token quota is used up. It renews at the start of the next month.";
-  } else if (error.source === 'validate-azure-ad-token') {
-    message = error.message;
+  } else if (status === 401) {
+    message = 'An Entra ID token valid for this API, with a role that allows the request, is required.';
   } else if (status === 404) {
     message = 'Resource not found.';
   } else {
@@ -78,8 +78,8 @@ const TABLE: Record<string, Expression> = {
     return typeof body === 'string' ? body : '';
   },
   '@(context.Variables.ContainsKey("retry-after"))': (c) => c.variables.has('retry-after'),
-  '@(context.Variables.GetValueOrDefault<int>("retry-after").ToString())': (c) =>
-    String(variable(c, 'retry-after', 0)),
+  '@(context.Variables.GetValueOrDefault<int>("retry-after", 60).ToString())': (c) =>
+    String(variable(c, 'retry-after', 60)),
   '@(context.Response.StatusCode >= 400 ? context.Response.StatusCode : 500)': errorStatus,
   '@(context.Response.StatusCode >= 400 ? context.Response.StatusReason : "Internal Server Error")': (c) =>
     c.response.statusCode >= 400 ? c.response.statusReason : 'Internal Server Error',
@@ -93,10 +93,10 @@ const TABLE: Record<string, Expression> = {
           message = "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.";
         } else if (status == 429) {
           message = "Rate limit is exceeded. Try again in " + context.Variables.GetValueOrDefault<int>("retry-after", 60) + " seconds.";
-        } else if (context.LastError.Source == "llm-token-limit") {
+        } else if (status == 403) {
           message = "The subscription's token quota is used up. It renews at the start of the next month.";
-        } else if (context.LastError.Source == "validate-azure-ad-token") {
-          message = context.LastError.Message;
+        } else if (status == 401) {
+          message = "An Entra ID token valid for this API, with a role that allows the request, is required.";
         } else if (status == 404) {
           message = "Resource not found.";
         } else {

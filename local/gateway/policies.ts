@@ -11,9 +11,13 @@ import { countPromptTokens } from './token-usage';
 
 /** A counter per key over fixed periods (APIM's limits renew per period). */
 export class PeriodCounters {
-  private readonly counters = new Map<string, { start: number; count: number }>();
+  private readonly counters = new Map<string, { start: number; count: number; periodMs: number }>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    /** Past this many counters, those whose period is over are dropped. */
+    private readonly evictAbove = 10_000,
+  ) {}
 
   /** The key's count in the current period (of `periodMs` from its first use) and when it renews. */
   read(key: string, periodMs: number): { count: number; renewsInMs: number } {
@@ -26,8 +30,18 @@ export class PeriodCounters {
   add(key: string, periodMs: number, amount: number): void {
     const time = this.now();
     const counter = this.counters.get(key);
-    if (!counter || time - counter.start >= periodMs) this.counters.set(key, { start: time, count: amount });
-    else counter.count += amount;
+    if (counter && time - counter.start < periodMs) {
+      counter.count += amount;
+      return;
+    }
+    if (this.counters.size >= this.evictAbove) {
+      for (const [k, c] of this.counters) if (time - c.start >= c.periodMs) this.counters.delete(k);
+    }
+    this.counters.set(key, { start: time, count: amount, periodMs });
+  }
+
+  get size(): number {
+    return this.counters.size;
   }
 }
 
@@ -89,16 +103,22 @@ export function quotaPeriodStart(period: (typeof QUOTA_PERIODS)[number], at: Dat
   }
 }
 
+const EXISTS_ACTIONS = ['override', 'skip', 'append', 'delete'] as const;
+
+/** An exists-action attribute (set-header, set-query-parameter), checked at start. */
+function existsAction(scope: CompileScope): (typeof EXISTS_ACTIONS)[number] {
+  const action = scope.literal('exists-action') ?? 'override';
+  const known = EXISTS_ACTIONS.find((a) => a === action);
+  return known ?? scope.fail(`exists-action '${action}' is not ${EXISTS_ACTIONS.join(', ')}`);
+}
+
 /**
  * set-header: on the request in inbound and backend, on the response in outbound and on-error,
  * or on the headers given (inside return-response).
  */
 function setHeader(scope: CompileScope, target?: (run: Run) => HeaderMap): Step {
   const name = scope.requiredAttribute('name');
-  const action = scope.literal('exists-action') ?? 'override';
-  if (!['override', 'skip', 'append', 'delete'].includes(action)) {
-    scope.fail(`exists-action '${action}' is not override, skip, append or delete`);
-  }
+  const action = existsAction(scope);
   const values = scope.children('value').map((node) => scope.child(node).text());
   if (action !== 'delete' && values.length === 0) scope.fail('<set-header> needs a <value>');
   const onRequest = scope.section === 'inbound' || scope.section === 'backend';
@@ -172,6 +192,29 @@ export function policyElements(services: PolicyServices): Record<string, Element
       compile: (scope) => setHeader(scope),
     },
 
+    'set-query-parameter': {
+      attributes: ['name', 'exists-action'],
+      children: ['value'],
+      sections: ['inbound', 'backend'],
+      compile(scope) {
+        const name = scope.requiredAttribute('name');
+        const action = existsAction(scope);
+        const values = scope.children('value').map((node) => scope.child(node).text());
+        if (action !== 'delete' && values.length === 0) scope.fail('<set-query-parameter> needs a <value>');
+        return (run) => {
+          const query = run.context.request.query;
+          const parameter = name(run.context);
+          if (action === 'delete') query.delete(parameter);
+          else if (action === 'append') for (const v of values) query.append(parameter, v(run.context));
+          else if (action === 'override' || !query.has(parameter)) {
+            query.delete(parameter);
+            for (const v of values) query.append(parameter, v(run.context));
+          }
+          return Promise.resolve();
+        };
+      },
+    },
+
     'set-variable': {
       attributes: ['name', 'value'],
       sections: ALL,
@@ -212,10 +255,18 @@ export function policyElements(services: PolicyServices): Record<string, Element
         'failed-validation-error-message',
         'output-token-variable-name',
       ],
-      children: ['audiences', 'required-claims'],
+      children: ['client-application-ids', 'audiences', 'required-claims'],
       sections: ['inbound'],
       compile(scope) {
         const tenant = scope.requiredAttribute('tenant-id');
+        // APIM refuses the policy without it: the client apps whose tokens are accepted.
+        const clients =
+          scope.children('client-application-ids')[0] ??
+          scope.fail('<validate-azure-ad-token> needs <client-application-ids> (APIM requires it)');
+        const clientIds = scope
+          .child(clients)
+          .children('application-id')
+          .map((node) => scope.child(clients).child(node).text());
         const headerName = scope.literal('header-name') ?? 'Authorization';
         const status = count(
           scope,
@@ -254,6 +305,10 @@ export function policyElements(services: PolicyServices): Record<string, Element
           } catch {
             throw refuse('TokenInvalid');
           }
+          const client = token.claims.azp?.[0] ?? token.claims.appid?.[0];
+          if (!client || !clientIds.some((id) => id(run.context) === client)) {
+            throw refuse('TokenClientAppIdNotAllowed');
+          }
           if (!claims.every((holds) => holds(run.context, token.claims))) throw refuse('TokenClaimNotFound');
           if (output) run.context.variables.set(output, token);
         };
@@ -276,11 +331,11 @@ export function policyElements(services: PolicyServices): Record<string, Element
         const key = scope.requiredAttribute('counter-key');
         const retry = retryNames(scope);
         const remainingHeader = scope.literal('remaining-calls-header-name');
-        const id = `rate:${scope.node.file}:${scope.node.line}`;
         return (run) => {
           const limit = count(scope, calls(run.context), 'calls');
           const periodMs = count(scope, period(run.context), 'renewal-period') * 1000;
-          const counter = `${id}:${key(run.context)}`;
+          // One counter per key, whichever policy (API) counts it: APIM's rule.
+          const counter = `rate:${key(run.context)}`;
           const used = services.counters.read(counter, periodMs);
           if (used.count >= limit) {
             limitExceeded(
@@ -329,16 +384,16 @@ export function policyElements(services: PolicyServices): Record<string, Element
         const estimate = flag(scope, 'estimate-prompt-tokens', false);
         const remainingHeader = scope.literal('remaining-tokens-header-name');
         const retry = retryNames(scope);
-        const id = `${scope.node.file}:${scope.node.line}`;
         return async (run) => {
           const counterKey = key(run.context);
           const prompt = estimate ? countPromptTokens(await run.jsonBody()) : 0;
           // Token quota: per calendar period; its key changes when the period does.
           const quotaKey =
             quota && period
-              ? `quota:${id}:${counterKey}:${quotaPeriodStart(period, new Date(services.now()))}`
+              ? `quota:${counterKey}:${quotaPeriodStart(period, new Date(services.now()))}`
               : '';
-          const forever = Number.MAX_SAFE_INTEGER;
+          // The key changes with the period; the counter outlives any period (a year and more).
+          const forever = 400 * 24 * 3600 * 1000;
           if (
             quota &&
             services.counters.read(quotaKey, forever).count + prompt >
@@ -352,7 +407,7 @@ export function policyElements(services: PolicyServices): Record<string, Element
               'Token quota is exceeded',
             );
           }
-          const minuteKey = `tpm:${id}:${counterKey}`;
+          const minuteKey = `tpm:${counterKey}`;
           if (perMinute) {
             const limit = count(scope, perMinute(run.context), 'tokens-per-minute');
             const used = services.counters.read(minuteKey, MINUTE_MS);

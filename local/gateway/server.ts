@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { ApimApi, ApimApiName } from '../../shared/contracts/apim';
 import {
@@ -41,6 +42,8 @@ export interface LocalGatewayOptions {
   root: string;
   /** Where the policies are read from, if not the repository's (tests of broken policies). */
   policyFolder?: string;
+  /** The largest request body taken (default 64 MiB); larger is a 413. */
+  maxRequestBytes?: number;
   now?: () => number;
 }
 
@@ -49,8 +52,11 @@ export interface LocalGateway {
   port: number;
   /** The token metrics llm-emit-token-metric emitted, oldest first (APIM sends them to Application Insights). */
   metrics: EmittedMetric[];
-  /** An Entra ID access token for a configured user (by name), valid for this gateway. */
-  tokenFor(userName: string, lifetimeSeconds?: number): string;
+  /**
+   * An Entra ID access token for a configured user (by name), valid for this gateway; issued to the
+   * configured client app unless another is named (tests of refused clients).
+   */
+  tokenFor(userName: string, lifetimeSeconds?: number, clientAppId?: string): string;
   stop(): Promise<void>;
 }
 
@@ -62,6 +68,12 @@ export const LOCAL_TOKEN_PATH = '/.local-entra/token';
 
 /** The largest request body the gateway takes (Speech audio included); larger is a 413. */
 const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+
+/** How many emitted metric values the gateway keeps (the newest). */
+const MAX_KEPT_METRICS = 30_000;
+
+/** Lifetime of the tokens LOCAL_TOKEN_PATH hands out. */
+const LOCAL_TOKEN_SECONDS = 3600;
 
 /** Hop-by-hop headers: never forwarded in either direction. */
 const HOP_BY_HOP = [
@@ -114,34 +126,54 @@ export function loadPolicies(
   return { global, apis };
 }
 
-/** Matches a path below the API's own against an operation's URL template. */
+/** A path segment decoded, or undefined when its percent escapes are malformed. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Matches a path below the API's own against an operation's URL template, segment by segment:
+ * an empty segment (`//`, a trailing `/`) or a malformed escape matches nothing.
+ */
 function matchTemplate(template: string, path: string): Map<string, string> | undefined {
-  const want = template.split('/').filter(Boolean);
-  const have = path.split('/').filter(Boolean);
+  const want = template.split('/').slice(1);
+  const have = path.split('/').slice(1);
+  if (have.some((segment) => segment === '' || decodeSegment(segment) === undefined)) return undefined;
   const params = new Map<string, string>();
   for (let i = 0; i < want.length; i++) {
     const part = want[i] as string;
     const rest = /^\{\*(.+)\}$/.exec(part);
     if (rest) {
-      params.set(rest[1] as string, have.slice(i).map(decodeURIComponent).join('/'));
-      return have.length > i ? params : undefined;
+      if (have.length <= i) return undefined;
+      params.set(
+        rest[1] as string,
+        have
+          .slice(i)
+          .map((v) => decodeSegment(v) ?? '')
+          .join('/'),
+      );
+      return params;
     }
     const value = have[i];
     if (value === undefined) return undefined;
     const param = /^\{(.+)\}$/.exec(part);
-    if (param) params.set(param[1] as string, decodeURIComponent(value));
+    if (param) params.set(param[1] as string, decodeSegment(value) ?? '');
     else if (part !== value) return undefined;
   }
   return have.length === want.length ? params : undefined;
 }
 
-function readBody(request: IncomingMessage): Promise<Buffer> {
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     request.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) {
+      if (size > maxBytes) {
         reject(
           new PolicyError(
             413,
@@ -151,7 +183,9 @@ function readBody(request: IncomingMessage): Promise<Buffer> {
             'Request is too large',
           ),
         );
-        request.destroy();
+        // Stop reading; the 413 is answered, then the connection closed.
+        request.pause();
+        request.removeAllListeners('data');
       } else {
         chunks.push(chunk);
       }
@@ -166,7 +200,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   const now = options.now ?? Date.now;
   const tenant = config.namedValues[APIM_NAMED_VALUES.tenantId.name] ?? '';
   const audience = config.namedValues[APIM_NAMED_VALUES.audience.name] ?? '';
-  const entra = new LocalEntra(tenant);
+  const entra = new LocalEntra(tenant, config.namedValues[APIM_NAMED_VALUES.clientAppId.name] ?? '');
   const metrics: EmittedMetric[] = [];
   const namedValues = new Map<string, string>([
     ...Object.entries(config.namedValues),
@@ -176,7 +210,10 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   ]);
   const elements = policyElements({
     counters: new PeriodCounters(now),
-    emitMetric: (metric) => metrics.push(metric),
+    emitMetric: (metric) => {
+      // A long-running local stack keeps the latest ones only.
+      if (metrics.push(metric) > MAX_KEPT_METRICS) metrics.splice(0, metrics.length - MAX_KEPT_METRICS);
+    },
     validateToken: (token, tenantId, audiences) => entra.validate(token, tenantId, audiences),
     now,
   });
@@ -189,21 +226,27 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   const products = new Map(config.products.map((p) => [p.id, p]));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-  const tokenFor = (userName: string, lifetimeSeconds?: number): string => {
+  const tokenFor = (userName: string, lifetimeSeconds?: number, clientAppId?: string): string => {
     const user = config.users.find((u) => u.name === userName);
     if (!user) throw new Error(`no user '${userName}' in the gateway configuration`);
-    return entra.issue(user, audience, lifetimeSeconds);
+    return entra.issue(user, audience, lifetimeSeconds, clientAppId);
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://gateway.local');
     if (url.pathname.startsWith(`${LOCAL_TOKEN_PATH}/`) && request.method === 'GET') {
+      // Loopback callers only, by name too: a web page that rebinds a DNS name to 127.0.0.1 gets nothing.
+      const host = (request.headers.host ?? '').replace(/:\d+$/, '');
+      if (host !== '127.0.0.1' && host !== 'localhost') {
+        response.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' }).end('Loopback only.\n');
+        return;
+      }
       const name = decodeURIComponent(url.pathname.slice(LOCAL_TOKEN_PATH.length + 1));
       const known = config.users.some((u) => u.name === name);
       response.writeHead(known ? 200 : 404, { 'content-type': 'text/plain; charset=utf-8' });
       response.end(
         known
-          ? tokenFor(name, 12 * 3600)
+          ? tokenFor(name, LOCAL_TOKEN_SECONDS)
           : `No user '${name}'. Users: ${config.users.map((u) => u.name).join(', ')}\n`,
       );
       return;
@@ -213,6 +256,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
       request: {
         method: request.method ?? 'GET',
         headers: new HeaderMap(Object.entries(request.headersDistinct)),
+        query: new URLSearchParams(url.search),
         matchedParameters: new Map(),
       },
       response: { statusCode: 200, statusReason: 'OK', headers: new HeaderMap() },
@@ -232,30 +276,36 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
         ) as Record<Section, Step[]>);
     const operationPath = `/${rest.join('/')}`;
     const observers: Array<(usage: TokenUsage) => void> = [];
-    let body: Buffer | undefined;
-    const bodyOf = async (): Promise<Buffer> => (body ??= await readBody(request));
+    // Read once; a refusal (too large) is the same refusal for every reader.
+    let body: Promise<Buffer> | undefined;
+    const bodyOf = (): Promise<Buffer> =>
+      (body ??= readBody(request, options.maxRequestBytes ?? MAX_REQUEST_BYTES));
     const run: Run = {
       context,
       onUsage: (observer) => observers.push(observer),
       async jsonBody() {
+        const text = (await bodyOf()).toString('utf8');
         try {
-          return JSON.parse((await bodyOf()).toString('utf8')) as unknown;
+          return JSON.parse(text) as unknown;
         } catch {
-          return undefined;
+          return undefined; // not JSON: nothing to estimate
         }
       },
       forward: (forwardOptions) => forward(run, forwardOptions.timeoutSeconds),
     };
     let upstream: IncomingMessage | undefined;
+    // The caller going away ends the backend call too, whatever stage it is at.
+    const abort = new AbortController();
+    response.on('close', () => {
+      if (!response.writableFinished) abort.abort();
+    });
 
     const forward = async (current: Run, timeoutSeconds: number): Promise<void> => {
       if (!current.backendUrl || !entry) {
         throw new PolicyError(500, 'Internal Server Error', 'forward-request', 'BackendNotSet', 'No backend');
       }
       const target = new URL(current.backendUrl.replace(/\/$/, '') + operationPath);
-      for (const [name, value] of url.searchParams) {
-        if (name !== entry[1].subscriptionKey?.query) target.searchParams.append(name, value);
-      }
+      target.search = context.request.query.toString();
       const payload = await bodyOf();
       const headers = context.request.headers;
       for (const name of [...HOP_BY_HOP, 'host', 'content-length']) headers.delete(name);
@@ -266,6 +316,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
           headers: headers.toOutgoing(),
           agent,
           timeout: timeoutSeconds * 1000,
+          signal: abort.signal,
         });
         outgoing.on('response', resolve);
         outgoing.on('timeout', () => {
@@ -305,6 +356,11 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
     };
 
     const send = (status: number, reason: string, headers: HeaderMap, content?: string | Buffer): void => {
+      // A body left unread (too large) is not drained: the connection closes after the answer.
+      if (!request.readableEnded) {
+        response.shouldKeepAlive = false;
+        response.on('finish', () => request.destroy());
+      }
       for (const name of HOP_BY_HOP) headers.delete(name);
       if (content !== undefined) headers.set('content-length', [String(Buffer.byteLength(content))]);
       response.writeHead(status, reason || undefined, headers.toOutgoing());
@@ -380,23 +436,18 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
         context.response.statusReason,
         context.response.headers.toOutgoing(),
       );
-      answer.on('data', (chunk: Buffer) => {
-        tap?.write(chunk);
-        if (!response.write(chunk)) {
-          answer.pause();
-          response.once('drain', () => answer.resume());
-        }
-      });
-      answer.on('end', () => {
-        response.end();
-        if (tap && answer.statusCode !== undefined && answer.statusCode < 400) {
-          const usage = tap.usage();
-          for (const observer of observers) observer(usage);
-        }
-      });
-      answer.on('error', () => response.destroy());
-      response.on('close', () => {
-        if (!answer.complete) answer.destroy();
+      // The answer's tokens count once it ends, or once the caller leaves (what was sent so far).
+      let counted = false;
+      const count = (): void => {
+        if (counted || !tap || answer.statusCode === undefined || answer.statusCode >= 400) return;
+        counted = true;
+        const usage = tap.usage();
+        for (const observer of observers) observer(usage);
+      };
+      answer.on('data', (chunk: Buffer) => tap?.write(chunk));
+      pipeline(answer, response).then(count, () => {
+        count();
+        answer.destroy();
       });
     } catch (error) {
       if (error instanceof ReturnResponse)

@@ -121,6 +121,11 @@ export const APIM_NAMED_VALUES = {
   tenantId: { name: 'entra-tenant-id', secret: false },
   /** The application ID URI (or client id) callers request tokens for. */
   audience: { name: 'chargeback-api-audience', secret: false },
+  /**
+   * The client application (its app id) allowed to call with Entra ID tokens: the `azp`/`appid`
+   * claim APIM checks. Add an `<application-id>` per further client.
+   */
+  clientAppId: { name: 'entra-client-app-id', secret: false },
   /** Requests per subscription per minute, all APIs together. */
   requestsPerMinute: { name: 'requests-per-minute', secret: false },
   /** Azure OpenAI tokens per subscription per minute. */

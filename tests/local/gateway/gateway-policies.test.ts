@@ -34,6 +34,8 @@ interface Received {
   path: string;
   headers: http.IncomingHttpHeaders;
   rawHeaders: string[];
+  /** Resolves when the backend's answer to it closed (finished, or cut by the gateway). */
+  closed: Promise<void>;
 }
 
 let backend: http.Server;
@@ -42,14 +44,39 @@ const received: Received[] = [];
 
 beforeAll(async () => {
   backend = http.createServer((req, res) => {
+    const closed = new Promise<void>((resolve) => res.on('close', () => resolve()));
     received.push({
       method: req.method ?? '',
       path: req.url ?? '',
       headers: req.headers,
       rawHeaders: req.rawHeaders,
+      closed,
     });
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (body.includes('"stream":true')) {
+        // A long stream with no usage chunk: one word every 20 ms until the gateway hangs up.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        let i = 0;
+        const timer = setInterval(() => {
+          const chunk = {
+            id: 'c',
+            object: 'chat.completion.chunk',
+            created: 1,
+            model: 'gpt-4o-mini',
+            choices: [{ index: 0, delta: { content: `word${i++} ` }, finish_reason: null }],
+          };
+          res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+          if (i > 500) {
+            clearInterval(timer);
+            res.end('data: [DONE]\n\n');
+          }
+        }, 20);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
@@ -209,8 +236,43 @@ describe('what reaches the functions', () => {
       })
       .catch((e: unknown) => e);
     expect(expired).toMatchObject({ status: 401, code: '401' });
-    expect(String((expired as Error).message)).toMatch(/Entra ID token is not valid/);
+    expect(String((expired as Error).message)).toMatch(/An Entra ID token valid for this API/);
+    // A token issued to another client application is refused too.
+    const otherClient = await client(gateway)
+      .chat.completions.create(chat, {
+        headers: {
+          authorization: `Bearer ${gateway.tokenFor('admin', 600, '00000000-0000-4000-8000-000000000bad')}`,
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(otherClient).toMatchObject({ status: 401 });
     expect(received).toHaveLength(1);
+  });
+
+  it('removes the key from the query string too, and forwards the rest of the query', async () => {
+    const res = await fetch(
+      `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21&api-key=${research?.key ?? ''}`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) },
+    );
+    expect(res.status).toBe(200);
+    expect(received[0]?.path).toBe(
+      '/api/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21',
+    );
+  });
+
+  it('answers a malformed or doubled path with 404, without calling the backend', async () => {
+    for (const path of [
+      '/openai/deployments/%E0%A4%A/chat/completions',
+      '/openai//deployments/x/chat/completions',
+    ]) {
+      const res = await fetch(`${gateway.url}${path}?api-version=2024-10-21`, {
+        method: 'POST',
+        headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
+        body: JSON.stringify(chat),
+      });
+      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+    }
+    expect(received).toEqual([]);
   });
 
   it('refuses a key of a product that does not include the API (the finance analyst has no Speech)', async () => {
@@ -302,6 +364,55 @@ describe('errors', () => {
   });
 });
 
+describe('cut short', () => {
+  beforeEach(() => {
+    received.length = 0;
+  });
+
+  it('ends the backend call when the caller leaves mid-stream, and still counts the tokens sent', async () => {
+    const gateway = await gatewayWith();
+    try {
+      const stream = await client(gateway).chat.completions.create({ ...chat, stream: true });
+      let chunks = 0;
+      for await (const _chunk of stream) {
+        chunks += 1;
+        if (chunks === 5) break; // the caller hangs up
+      }
+      await received[0]?.closed; // the backend's answer was cut, not left running
+      for (let i = 0; i < 50 && gateway.metrics.length === 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      const completion = gateway.metrics.find((m) => m.name === 'Completion Tokens');
+      expect(completion?.value).toBeGreaterThanOrEqual(5);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('answers a request body over the limit with 413 before the backend', async () => {
+    const gateway = await startLocalGateway({
+      port: 0,
+      config: base,
+      supplied: { functionsBaseUrl: backendUrl, functionKey: FUNCTION_KEY, gatewaySecret: SECRET },
+      root,
+      maxRequestBytes: 1024,
+    });
+    try {
+      const res = await fetch(
+        `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
+        {
+          method: 'POST',
+          headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
+          body: JSON.stringify({ ...chat, messages: [{ role: 'user', content: 'x'.repeat(4096) }] }),
+        },
+      );
+      expect(res.status).toBe(413);
+      expect(received).toEqual([]);
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
+
 describe('limits', () => {
   it('answers the request over rate-limit-by-key with 429 and retry-after, per subscription', async () => {
     const gateway = await gatewayWith({ [APIM_NAMED_VALUES.requestsPerMinute.name]: '3' });
@@ -327,6 +438,16 @@ describe('limits', () => {
       expect(await last?.json()).toEqual({
         error: { code: '429', message: `Rate limit is exceeded. Try again in ${retryAfter} seconds.` },
       });
+      // The count is the subscription's, across APIs (APIM keeps one counter per key): Speech is refused too.
+      const speech = await fetch(`${gateway.url}/speech/cognitiveservices/v1`, {
+        method: 'POST',
+        headers: {
+          [APIM_APIS.speech.subscriptionKey.header]: research?.key ?? '',
+          'content-type': 'text/plain',
+        },
+        body: 'Hello',
+      });
+      expect(speech.status).toBe(429);
       // Another subscription has its own count.
       const other = base.subscriptions.find((s) => s.id !== research?.id && s.product !== 'finance');
       const theirs = await client(gateway, other?.key).chat.completions.create(chat).withResponse();
