@@ -181,6 +181,21 @@ it('lets an admin raise a budget through the gateway: the proxy serves again wit
   });
 });
 
+it('creates through the gateway with a Location the caller can follow', async () => {
+  const created = await admin('departments', {
+    method: 'POST',
+    body: JSON.stringify({ id: 'legal', name: 'Legal' }),
+  });
+  expect(created.status).toBe(201);
+  const location = new URL(created.headers.get('location') ?? '', created.url);
+  expect(location.pathname).toBe(`/${APIM_APIS.chargeback.path}/chargeback/admin/departments/legal`);
+  const followed = await fetch(location, {
+    headers: { authorization: `Bearer ${t.stack.gateway.tokenFor('admin')}` },
+  });
+  expect(followed.status).toBe(200);
+  expect(await followed.json()).toEqual({ id: 'legal', name: 'Legal' });
+});
+
 it('refuses the admin API to a finance token and to a caller without a token', async () => {
   const finance = await fetch(`${t.stack.gateway.url}/${APIM_APIS.chargeback.path}/chargeback/admin/config`, {
     headers: { authorization: `Bearer ${t.stack.gateway.tokenFor('finance')}` },
