@@ -68,9 +68,12 @@ export function bodyOf(request: HttpRequest): Promise<unknown> {
   return readJsonWithin(request, MAX_ADMIN_BODY_BYTES);
 }
 
-/** The path of a resource, for Location headers. */
+/**
+ * A created resource's Location, relative to the collection's URL the caller posted to
+ * (`<collection>/<id>`): right whatever path the gateway gives the admin API.
+ */
 export function resourcePath(collection: string, id: string): string {
-  return `/api/${ADMIN_ROUTE_PREFIX}/${collection}/${encodeURIComponent(id)}`;
+  return `${collection}/${encodeURIComponent(id)}`;
 }
 
 /** An answer with a resource, its ETag and (for the configuration's resources) the version. */

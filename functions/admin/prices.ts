@@ -3,7 +3,15 @@ import { app } from '@azure/functions';
 import { etagOf, parsePrice, requireIfMatch } from '../../shared/chargeback/config-admin';
 import { notFound } from '../../shared/contracts/api-errors';
 import { withErrors } from '../http';
-import { actorOf, ADMIN_ROUTE_PREFIX, adminServices, bodyOf, pathId, resourceResponse } from './admin-http';
+import {
+  actorOf,
+  ADMIN_ROUTE_PREFIX,
+  adminServices,
+  bodyOf,
+  pathId,
+  resourcePath,
+  resourceResponse,
+} from './admin-http';
 
 /**
  * The admins' price overrides, in their own Cosmos DB container (`prices`, one document per
@@ -36,7 +44,7 @@ export async function createPriceHandler(request: HttpRequest): Promise<HttpResp
   const entry = parsePrice(await bodyOf(request), actor);
   const price = await services.configStore().createPrice(entry, actor);
   return resourceResponse(201, price, etagOf(price), null, {
-    Location: `/api/${PRICES_ROUTE}/${encodeURIComponent(price.id)}`,
+    Location: resourcePath('prices', price.id),
   });
 }
 
