@@ -197,7 +197,7 @@ describe('CosmosConfigSource', () => {
     }
   }, 30_000);
 
-  it('serves CHARGEBACK_CONFIG when Cosmos DB was never read', async () => {
+  it('serves no configuration (budgets open, reports waiting) while Cosmos DB was never read, not CHARGEBACK_CONFIG', async () => {
     const own = await startCosmos();
     await own.stop(); // a port nobody listens on any more
     const deadClient = createLocalCosmosClient(own.endpoint, own.key);
@@ -206,13 +206,64 @@ describe('CosmosConfigSource', () => {
         ttlMs: TTL,
         readTimeoutMs: 300,
       });
+      // CHARGEBACK_CONFIG only seeds: an admin may have changed the stored one since.
       const snapshot = await source.current();
-      expect(snapshot).toEqual(await staticConfigSource(ENV).current());
-      expect(snapshot.version).toMatch(/^env-[0-9a-f]{16}$/);
+      expect(snapshot.version).toBe('unread');
+      expect(snapshot.state).toEqual({
+        ok: false,
+        problems: [
+          expect.stringMatching(/configuration stored in Cosmos DB could not be read yet/) as unknown,
+        ],
+      });
     } finally {
       deadClient.dispose();
     }
   });
+
+  it('does not hold callers up while a refresh hangs: they get the cached snapshot at once', async () => {
+    const store = new CosmosConfigStore(client, await freshDatabase(), ENV);
+    const first = await store.read();
+    let reads = 0;
+    const hanging = {
+      read: () => (reads++ === 0 ? Promise.resolve(first) : new Promise<typeof first>(() => undefined)),
+    };
+    let now = 0;
+    const source = new CosmosConfigSource(hanging, ENV, { ttlMs: TTL, readTimeoutMs: 300, now: () => now });
+    expect((await source.current()).version).toBe('1');
+    now += TTL;
+    // The caller that starts the refresh waits for it at most readTimeoutMs, then gets the cache...
+    expect((await source.current()).version).toBe('1');
+    // ...and every caller after it, while that refresh is still in flight, gets the cache at once.
+    const started = Date.now();
+    for (let i = 0; i < 5; i++) expect((await source.current()).version).toBe('1');
+    expect(Date.now() - started).toBeLessThan(100);
+  });
+});
+
+it("keeps a price override and its audit record in the override's partition (the prices container is partitioned by /model)", async () => {
+  const database = await freshDatabase();
+  const store = new CosmosConfigStore(client, database, ENV);
+  await store.createPrice(
+    {
+      id: 'gpt-4o-mini-2026-12',
+      model: 'gpt-4o-mini',
+      meter: 'input-tokens',
+      unitPrice: '0.10',
+      currency: 'USD',
+      effectiveFrom: '2026-12-01T00:00:00Z',
+      source: 'test',
+    },
+    'admin',
+  );
+  const { resources } = await client
+    .database(database)
+    .container(COSMOS_CONTAINERS.prices.id)
+    .items.query<{ id: string; model?: unknown }>('SELECT c.id, c.model FROM c')
+    .fetchAll();
+  expect(resources.length).toBeGreaterThanOrEqual(2); // the override and its audit record
+  // Real Cosmos DB refuses a batch whose documents are not all in the batch's partition.
+  for (const doc of resources)
+    expect({ id: doc.id, model: doc.model }).toEqual({ id: doc.id, model: 'gpt-4o-mini' });
 });
 
 it('stores the configuration as one document in its partition', async () => {

@@ -141,6 +141,19 @@ describe('configuration', () => {
     expect(problemsOf({ departments, sharedCosts: fixed({ research: '75', ops: '25' }) })).toEqual([
       "sharedCosts.0.rule.percentages.ops: shared cost 'platform' gives a percentage to department 'ops', which is not configured",
     ]);
+    // An app's budget under a department its usage is not charged to could never apply.
+    expect(
+      problemsOf({
+        departments,
+        apps: [{ appId: 'bot', department: 'finance' }],
+        budgets: [{ id: 'bot-budget', department: 'research', appId: 'bot', monthlyAmount: '10' }],
+      }),
+    ).toEqual([
+      "budgets.0.appId: budget 'bot-budget' is for app 'bot' in department 'research', but the app is charged to department 'finance'",
+    ]);
+    expect(
+      problemsOf({ departments, budgets: [{ id: 'ops-budget', department: 'ops', monthlyAmount: '10' }] }),
+    ).toEqual(["budgets.0.department: budget 'ops-budget' names department 'ops', which is not configured"]);
     expect(problemsOf({ departments: [...departments, { id: 'R&D', name: 'R&D' }] })).toEqual([
       expect.stringMatching(/^departments\.2\.id: must be a department id/),
     ]);

@@ -13,6 +13,7 @@ import type {
   Budget,
   BudgetLedger,
   BudgetObserver,
+  ReserveOutcome,
   ReserveRequest,
   SettleRequest,
 } from '../../../shared/metering/budget';
@@ -427,6 +428,37 @@ describe('the gate fails open', () => {
       'unavailable settle true the budget ledger took too long to answer (30 ms)',
       'unavailable reserve false Connection is closed.',
     ]);
+  });
+
+  it('when the ledger answers after the timeout: the request goes through, and its settle still drops the hold', async () => {
+    const settles: SettleRequest[] = [];
+    let granted: (outcome: ReserveOutcome) => void = () => undefined;
+    const slow: BudgetLedger = {
+      // Redis runs the script, but its answer comes after the gate stopped waiting: the hold exists.
+      reserve: () => new Promise((resolve) => (granted = resolve)),
+      settle: (s: SettleRequest) => {
+        settles.push(s);
+        return Promise.resolve();
+      },
+      spend: () => Promise.reject(new Error('unused')),
+    };
+    const gate = new BudgetGate({
+      ledger: slow,
+      config: configured,
+      prices: noPrices,
+      ledgerTimeoutMs: 30,
+      configTimeoutMs: 500,
+      newId: () => 'r-late',
+    });
+    const { observer } = observed();
+    const hold = await gate.reserve(
+      { attribution, api: 'chat', deployment: 'gpt-4o', figures: { promptTokens: 10, completionTokens: 10 } },
+      observer,
+    );
+    granted({ granted: true, spend: [{ settledMicros: 0, reservedMicros: 0 }] });
+    await hold.settle(usageEvent({ promptTokens: 10, completionTokens: 5 }));
+    expect(settles).toHaveLength(1);
+    expect(settles[0]?.reservation?.id).toBe('r-late');
   });
 
   it('when the configuration cannot be read or is invalid: no budget is enforced', async () => {
