@@ -415,10 +415,12 @@ export class CosmosConfigStore {
     before: unknown,
     after: unknown,
     actor: string,
-  ): AuditRecord {
+  ): AuditRecord & { model: string } {
     return {
       id: `audit|price|${id}|${randomUUID()}`,
       pk: model,
+      // The prices container's partition key path is /model: the record is in the override's partition.
+      model,
       type: 'audit',
       at: this.clock().toISOString(),
       actor,
@@ -454,16 +456,27 @@ export interface ConfigSourceOptions {
 }
 
 /**
+ * What the source serves before Cosmos DB was ever read: no configuration. CHARGEBACK_CONFIG only
+ * seeds the stored one (an admin may have changed it since), so it is not served in its place:
+ * budgets are not enforced (fail-open, reported) and reports wait, until the first read.
+ */
+export const UNREAD_CONFIG: ConfigSnapshot = {
+  version: 'unread',
+  state: { ok: false, problems: ['the configuration stored in Cosmos DB could not be read yet'] },
+};
+
+/**
  * The configuration in force, from Cosmos DB, cached for `ttlMs`: a change written at time t is
- * served to every caller of current() from t + ttlMs on (a snapshot is served for at most ttlMs
- * after the read that produced it began). Never throws and never stops metering: while Cosmos DB
- * cannot be read, the last snapshot read is served (and tried again every ttlMs); before any
- * was read, CHARGEBACK_CONFIG as read at start. A refresh that takes longer than `readTimeoutMs`
- * is not waited for: the caller gets the last snapshot (or CHARGEBACK_CONFIG's) and the refresh
- * completes in the background, so a slow Cosmos DB never holds up a request for long.
+ * served to every caller of current() from t + ttlMs plus one read on (a snapshot is served for
+ * ttlMs after the read that produced it began, then until the refresh it starts completes). Never
+ * throws and never stops metering: while Cosmos DB cannot be read, the last snapshot read is served
+ * (and tried again every ttlMs); before any was read, UNREAD_CONFIG. Only the caller that starts a
+ * refresh waits for it, at most `readTimeoutMs`; callers arriving while it is in flight get the
+ * cached snapshot at once, so a slow Cosmos DB never holds up requests.
  */
 export class CosmosConfigSource implements ConfigSource {
-  readonly #fallback: Promise<ConfigSnapshot>;
+  /** What is served when nothing is stored and CHARGEBACK_CONFIG is unusable (it waits too). */
+  readonly #unusableSeed: Promise<ConfigSnapshot>;
   #cached: { snapshot: ConfigSnapshot; readAt: number } | undefined;
   #attemptedAt = -Infinity;
   #refreshing: Promise<ConfigSnapshot> | undefined;
@@ -472,21 +485,24 @@ export class CosmosConfigSource implements ConfigSource {
 
   constructor(
     private readonly store: Pick<CosmosConfigStore, 'read'>,
-    fallback: ChargebackConfigState,
+    seed: ChargebackConfigState,
     private readonly options: ConfigSourceOptions,
   ) {
-    this.#fallback = staticConfigSource(fallback).current();
+    this.#unusableSeed = staticConfigSource(seed).current();
     this.#now = options.now ?? Date.now;
   }
 
   async current(): Promise<ConfigSnapshot> {
     const now = this.#now();
-    if (now - this.#attemptedAt < this.options.ttlMs) return this.#cached?.snapshot ?? this.#fallback;
-    const last = this.#cached?.snapshot ?? (await this.#fallback);
-    this.#refreshing ??= this.#refresh().finally(() => {
+    const last = this.#cached?.snapshot;
+    if (now - this.#attemptedAt < this.options.ttlMs) return last ?? UNREAD_CONFIG;
+    if (this.#refreshing) {
+      return last ?? this.#within(this.#refreshing, this.options.readTimeoutMs ?? 2000, UNREAD_CONFIG);
+    }
+    this.#refreshing = this.#refresh().finally(() => {
       this.#refreshing = undefined;
     });
-    return this.#within(this.#refreshing, this.options.readTimeoutMs ?? 2000, last);
+    return this.#within(this.#refreshing, this.options.readTimeoutMs ?? 2000, last ?? UNREAD_CONFIG);
   }
 
   async #refresh(): Promise<ConfigSnapshot> {
@@ -495,7 +511,7 @@ export class CosmosConfigSource implements ConfigSource {
       const stored = await this.store.read();
       const snapshot: ConfigSnapshot = stored.stored
         ? { version: String(stored.document.version), state: stored.state }
-        : await this.#fallback;
+        : await this.#unusableSeed;
       this.#cached = { snapshot, readAt: started };
       this.#attemptedAt = started;
       if (this.#outage)
@@ -506,11 +522,11 @@ export class CosmosConfigSource implements ConfigSource {
       this.#attemptedAt = started;
       if (!this.#outage) {
         this.options.log?.(
-          `CONFIG_SOURCE_UNAVAILABLE serving configuration version ${(this.#cached?.snapshot ?? (await this.#fallback)).version} until Cosmos DB can be read: ${ensureError(error).message}`,
+          `CONFIG_SOURCE_UNAVAILABLE serving configuration version ${(this.#cached?.snapshot ?? UNREAD_CONFIG).version} until Cosmos DB can be read: ${ensureError(error).message}`,
         );
       }
       this.#outage = true;
-      return this.#cached?.snapshot ?? this.#fallback;
+      return this.#cached?.snapshot ?? UNREAD_CONFIG;
     }
   }
 

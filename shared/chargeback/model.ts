@@ -263,6 +263,13 @@ export const chargebackConfigSchema = chargebackConfigShape.superRefine((config,
         `budget '${b.id}' names department '${b.department}', which is not configured`,
       );
     }
+    const charged = config.apps.find((a) => a.appId === b.appId)?.department;
+    if (b.appId !== undefined && charged !== undefined && charged !== b.department) {
+      problem(
+        ['budgets', i, 'appId'],
+        `budget '${b.id}' is for app '${b.appId}' in department '${b.department}', but the app is charged to department '${charged}'`,
+      );
+    }
     if (b.warnAtPercent.some((p, j) => j > 0 && p <= (b.warnAtPercent[j - 1] ?? 0))) {
       problem(['budgets', i, 'warnAtPercent'], `budget '${b.id}': warning thresholds must ascend`);
     }

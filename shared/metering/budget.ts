@@ -56,6 +56,14 @@ export function toMicros(cost: Decimal.Value): number {
   return micros.toNumber();
 }
 
+/**
+ * A budget amount in whole micro-dollars, rounded down: enforcement is never more lenient than the
+ * configured amount (costs round up, amounts down).
+ */
+export function budgetMicros(amount: Decimal.Value): number {
+  return Math.min(money(amount).times(MICROS_PER_USD).floor().toNumber(), Number.MAX_SAFE_INTEGER);
+}
+
 /** Micro-dollars as an exact USD decimal string. */
 export function microsToUsd(micros: number): string {
   return money(micros).div(MICROS_PER_USD).toFixed();
@@ -177,7 +185,7 @@ export function percentUsed(spentMicros: number, amountMicros: number): number {
  * request) has reached, or undefined.
  */
 export function crossedThreshold(budget: Budget, settledMicros: number): number | undefined {
-  const used = percentUsed(settledMicros, toMicros(budget.monthlyAmount));
+  const used = percentUsed(settledMicros, budgetMicros(budget.monthlyAmount));
   let crossed: number | undefined;
   for (const threshold of budget.warnAtPercent) if (used >= threshold) crossed = threshold;
   return crossed;
@@ -223,7 +231,7 @@ export function refusalError(refusal: Refusal, now: Date): ApiError {
   const { budget, month, settledMicros, reservedMicros, estimateMicros } = refusal;
   const amount = `${budget.monthlyAmount} USD`;
   const whose = `The monthly budget '${budget.id}' of ${budgetOwner(budget)}`;
-  const untilNextMonth = refusal.spent || settledMicros + estimateMicros > toMicros(budget.monthlyAmount);
+  const untilNextMonth = refusal.spent || settledMicros + estimateMicros > budgetMicros(budget.monthlyAmount);
   const message = refusal.spent
     ? `${whose} is spent: ${usd(settledMicros)} USD of ${amount} used in ${month}. Requests are refused until the budget resets at the start of next month (UTC) or is raised.`
     : `${whose} has too little left for this request: ${usd(settledMicros)} USD of ${amount} used in ${month}, ${usd(reservedMicros)} USD held by requests in flight, and this request may cost up to ${usd(estimateMicros)} USD. Send a smaller request (a lower output token limit such as max_tokens, a shorter input)${untilNextMonth ? '' : ', or retry once requests in flight have finished'}.`;
@@ -483,8 +491,10 @@ export class BudgetGate {
     const model = check.model ?? this.#models.get(check.deployment) ?? check.deployment;
     const estimatePrice: PriceFor = (m, meter, at) =>
       prices.priceFor(m, meter, at) ?? prices.highest.get(meter);
-    const estimateMicros = toMicros(
-      usageCost({ api: check.api, model, figures: check.figures }, now, estimatePrice),
+    // Capped where Redis integers stay exact: an estimate that large exceeds any budget anyway.
+    const estimateMicros = Math.min(
+      toMicros(usageCost({ api: check.api, model, figures: check.figures }, now, estimatePrice)),
+      Number.MAX_SAFE_INTEGER,
     );
     const reservationId = this.deps.newId();
     let outcome: ReserveOutcome;
@@ -498,7 +508,7 @@ export class BudgetGate {
           holdMs: this.deps.holdMs ?? HOLD_MS,
           limits: budgets.map((b) => ({
             ...(b.appId === undefined ? {} : { appId: b.appId }),
-            amountMicros: toMicros(b.monthlyAmount),
+            amountMicros: budgetMicros(b.monthlyAmount),
             hard: b.hard,
           })),
         }),
@@ -506,9 +516,11 @@ export class BudgetGate {
         'the budget ledger took too long to answer',
       );
     } catch (error) {
-      // Fail-open: a request is never refused because its budgets cannot be read.
+      // Fail-open: a request is never refused because its budgets cannot be read. The script may
+      // still have run (an answer after the timeout): settle drops the hold if it exists.
       unavailable('reserve', ensureError(error).message);
-      return this.#hold(settleScope, undefined, {}, observer);
+      const maybeHeld = budgets.some((b) => b.hard) ? { id: reservationId, month } : undefined;
+      return this.#hold(settleScope, maybeHeld, {}, observer);
     }
     if (!outcome.granted) {
       const budget = budgets[outcome.refusedBy];
@@ -519,7 +531,7 @@ export class BudgetGate {
         settledMicros: outcome.spend.settledMicros,
         reservedMicros: outcome.spend.reservedMicros,
         estimateMicros,
-        spent: outcome.spend.settledMicros >= toMicros(budget.monthlyAmount),
+        spent: outcome.spend.settledMicros >= budgetMicros(budget.monthlyAmount),
       };
       observer.refused(refusal);
       throw refusalError(refusal, now);
@@ -531,7 +543,7 @@ export class BudgetGate {
       if (threshold === undefined) return;
       const warning: BudgetWarning = {
         budgetId: budget.id,
-        percentUsed: percentUsed(settled, toMicros(budget.monthlyAmount)),
+        percentUsed: percentUsed(settled, budgetMicros(budget.monthlyAmount)),
         amount: budget.monthlyAmount,
       };
       warnings.push(warning);
