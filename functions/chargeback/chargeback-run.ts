@@ -5,7 +5,10 @@ import type { ActivityHandler, OrchestrationContext, OrchestrationHandler } from
 import type { ConfigSnapshot, StepLogger, WindowBatch } from '../../shared/chargeback/ports';
 import type { ChargebackRunSummary, ReportDue, Waiting, WindowOutcome } from '../../shared/chargeback/run';
 import { CHARGEBACK_ORCHESTRATION, ConfigurationProblem, runInstanceId } from '../../shared/chargeback/run';
+import type { AppServices } from '../../shared/config/composition';
 import { appServices } from '../../shared/config/composition';
+import { ensureError } from '../../shared/contracts/api-errors';
+import { monthOf } from '../../shared/contracts/report-period';
 import { WINDOW_MINUTES } from '../../shared/contracts/window';
 
 /**
@@ -199,11 +202,41 @@ export const rollUpDay: ActivityHandler = async (
   return 'waiting' in result ? { day, waiting: result.waiting } : { day };
 };
 
-export const reportsDue: ActivityHandler = async (): Promise<ReportsDueOutput> => {
-  const steps = (await appServices()).chargeback();
+export const reportsDue: ActivityHandler = async (
+  _input: unknown,
+  context: InvocationContext,
+): Promise<ReportsDueOutput> => {
+  const services = await appServices();
+  const steps = services.chargeback();
+  await reconcileBudgets(services, context);
   const config = await steps.configSnapshot();
   return { config, due: await steps.reportsDue(config) };
 };
+
+/**
+ * After the run's roll-ups: budget spend of this month and the last is at least what the
+ * chargeback committed (see BudgetGate.reconcile). A raise means counters had been lost; it is
+ * logged. A failure here never holds the run's reports up: the next run tries again.
+ */
+async function reconcileBudgets(services: AppServices, context: InvocationContext): Promise<void> {
+  const now = new Date();
+  const months = [monthOf(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1))), monthOf(now)];
+  try {
+    for (const month of months) {
+      const rows = await services.chargeback().committedRows(month);
+      for (const raised of await services.budgets().reconcile(month, rows)) {
+        const scope = raised.scope.appId
+          ? `${raised.scope.department}/${raised.scope.appId}`
+          : raised.scope.department;
+        context.warn(
+          `BUDGET_SPEND_RAISED ${month} ${scope}: the counter held ${raised.fromMicros} µUSD, the committed usage is ${raised.toMicros} µUSD`,
+        );
+      }
+    }
+  } catch (error) {
+    context.warn(`BUDGET_RECONCILE_FAILED: ${ensureError(error).message}; the next run tries again.`);
+  }
+}
 
 export const writeReports: ActivityHandler = async (
   due: ReportInput,

@@ -138,6 +138,21 @@ end
 return 1`;
 
 /** KEYS: a scope's hash and holds. Drops expired reservations, then returns {settled, reserved}. */
+/**
+ * KEYS: a scope's hash. ARGV: the month's committed spend (µUSD), expiry (ms). Raises `settled` to
+ * it when it is lower (counters lost to a flush or a failover, or spend from before budgets were
+ * counted); never lowers it. Returns the settled amount before.
+ */
+const RAISE = `${COMMON}
+local before = tonumber(redis.call('HGET', KEYS[1], 'settled') or '0')
+local committed = tonumber(ARGV[1])
+if committed > before then
+  redis.call('HSETNX', KEYS[1], 'since', now_ms())
+  redis.call('HSET', KEYS[1], 'settled', committed)
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+end
+return before`;
+
 const SPEND = `${COMMON}
 purge(KEYS[1], KEYS[2], now_ms())
 local settled, reserved = spend(KEYS[1])
@@ -216,6 +231,13 @@ export class RedisBudgetLedger implements BudgetLedger {
       micros(request.costMicros),
       String(expiryOf(request.month)),
     );
+  }
+
+  async raiseSettled(scope: SpendScope, month: string, committedMicros: number): Promise<number> {
+    const reply = await (
+      await this.#connected()
+    ).eval(RAISE, 1, budgetKeys.scope(scope, month), micros(committedMicros), String(expiryOf(month)));
+    return Number(reply);
   }
 
   async spend(scope: SpendScope, month: string): Promise<ScopeSpend> {

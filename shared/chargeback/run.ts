@@ -6,7 +6,7 @@ import type { UsageEvent } from '../contracts/usage-event';
 import type { LastResortRecord } from '../metering/last-resort';
 import { parseWindowId, windowEnd, windowId, windowIdAt } from '../contracts/window';
 
-import type { ChargebackConfigState } from './model';
+import type { ChargebackConfigState, DailyUsage } from './model';
 import type {
   AggregateStore,
   ConfigSnapshot,
@@ -323,6 +323,11 @@ export class ChargebackSteps {
     };
     await store.writeRollUp(rollUpDay(priced), record, batches);
     return record;
+  }
+
+  /** The day roll-ups of a month: its committed usage (budgets are reconciled against it). */
+  committedRows(month: string): Promise<DailyUsage[]> {
+    return this.deps.store.daily({ month });
   }
 
   /**

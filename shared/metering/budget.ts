@@ -164,7 +164,10 @@ export interface SpendScope {
  * The department a request is charged to, as the reports charge it: the department the
  * configuration maps the app to, else the one the gateway named.
  */
-export function chargedDepartment(config: ChargebackConfig | undefined, attribution: Attribution): string {
+export function chargedDepartment(
+  config: ChargebackConfig | undefined,
+  attribution: Pick<Attribution, 'department' | 'appId'>,
+): string {
   return config?.apps.find((a) => a.appId === attribution.appId)?.department ?? attribution.department;
 }
 
@@ -287,6 +290,40 @@ export interface BudgetLedger {
   /** Adds the cost to the department's and the app's counters and drops the reservation, atomically. */
   settle(request: SettleRequest): Promise<void>;
   spend(scope: SpendScope, month: string): Promise<ScopeSpend>;
+  /** Raises a scope's settled spend of a month to `committedMicros` when lower; returns it as it was. */
+  raiseSettled(scope: SpendScope, month: string, committedMicros: number): Promise<number>;
+}
+
+/** One row of committed usage, as the chargeback stored it (a day's roll-up). */
+export interface CommittedCost {
+  department: string;
+  appId: string;
+  /** Exact decimal. */
+  cost: string;
+}
+
+/**
+ * The month's committed spend per budget scope (each department, and each app of a department), in
+ * whole micro-dollars rounded up: what the ledger's counters must hold at least. Departments are
+ * the ones usage is charged to now (the configuration's app mapping), as at request time and in
+ * the month's report.
+ */
+export function committedSpend(
+  rows: readonly CommittedCost[],
+  config: ChargebackConfig | undefined,
+): Array<{ scope: SpendScope; micros: number }> {
+  const totals = new Map<string, { scope: SpendScope; cost: Decimal }>();
+  const add = (key: string, scope: SpendScope, cost: string): void => {
+    const entry = totals.get(key) ?? { scope, cost: money(0) };
+    entry.cost = entry.cost.plus(cost);
+    totals.set(key, entry);
+  };
+  for (const row of rows) {
+    const department = chargedDepartment(config, row);
+    add(`d|${department}`, { department }, row.cost);
+    add(`a|${department}|${row.appId}`, { department, appId: row.appId }, row.cost);
+  }
+  return [...totals.values()].map(({ scope, cost }) => ({ scope, micros: toMicros(cost) }));
 }
 
 // ---- prices ---------------------------------------------------------------------------------------
@@ -452,6 +489,25 @@ export class BudgetGate {
         this.#priceProblem = problem;
       },
     });
+  }
+
+  /**
+   * Raises each scope's spend of a month to what the chargeback has committed for it (its day
+   * roll-ups), where the counters hold less: counters lost to a flush or failover, or spend from
+   * before the counters existed. Never lowers a counter. Returns the scopes it raised.
+   */
+  async reconcile(
+    month: string,
+    rows: readonly CommittedCost[],
+  ): Promise<Array<{ scope: SpendScope; fromMicros: number; toMicros: number }>> {
+    const snapshot = await this.deps.config.current();
+    const committed = committedSpend(rows, snapshot.state.ok ? snapshot.state.config : undefined);
+    const raised: Array<{ scope: SpendScope; fromMicros: number; toMicros: number }> = [];
+    for (const { scope, micros } of committed) {
+      const before = await this.deps.ledger.raiseSettled(scope, month, micros);
+      if (before < micros) raised.push({ scope, fromMicros: before, toMicros: micros });
+    }
+    return raised;
   }
 
   /** A request's view of the gate, reporting to `observer`. */

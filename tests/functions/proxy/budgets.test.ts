@@ -331,6 +331,35 @@ describe('spend across a window boundary and a chargeback run', () => {
     const later = await chat();
     expect(await spent({ department: 'dept-boundary' })).toBe(beforeRun + costMicros(later));
   });
+
+  it('rebuilds lost counters from the committed usage at the next chargeback run, never above the request-time spend', async () => {
+    const scope = { department: 'dept-boundary' };
+    const app = { department: 'dept-boundary', appId: 'reports' };
+    const held = await spent(scope);
+    expect(held).toBeGreaterThan(0);
+    // Lost: a flush, or a failover to a replica the writes had not reached.
+    const keys = await t.redis.keys('budget:{d:dept-boundary}*');
+    expect(keys.length).toBeGreaterThan(0);
+    await t.redis.del(...keys);
+    expect(await spent(scope)).toBe(0);
+
+    await runChargeback();
+    // The committed usage, rounded up once (the counter rounded up per request): at most 1 µUSD
+    // per request below what the counter held, never above it.
+    const rebuilt = await spent(scope);
+    expect(rebuilt).toBeLessThanOrEqual(held);
+    expect(rebuilt).toBeGreaterThanOrEqual(held - 4);
+    expect(await spent(app)).toBe(rebuilt);
+    expect(log.some((line) => line.includes('BUDGET_SPEND_RAISED') && line.includes('dept-boundary'))).toBe(
+      true,
+    );
+
+    // A run finds nothing to raise when the counters are whole.
+    log = [];
+    await runChargeback();
+    expect(await spent(scope)).toBe(rebuilt);
+    expect(log.some((line) => line.includes('BUDGET_SPEND_RAISED'))).toBe(false);
+  });
 });
 
 describe('speech', () => {

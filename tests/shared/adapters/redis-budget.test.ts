@@ -79,6 +79,18 @@ describe('RedisBudgetLedger', () => {
     expect(await redis.zcard(budgetKeys.holds({ department: dept }, MONTH))).toBe(0);
   });
 
+  it('raises a counter to the committed spend when it holds less, and never lowers it', async () => {
+    const dept = department();
+    await ledger.settle({ department: dept, appId: 'app-1', month: MONTH, costMicros: 50 });
+    expect(await ledger.raiseSettled({ department: dept }, MONTH, 80)).toBe(50);
+    expect(await ledger.spend({ department: dept }, MONTH)).toEqual({ settledMicros: 80, reservedMicros: 0 });
+    expect(await ledger.raiseSettled({ department: dept }, MONTH, 60)).toBe(80);
+    expect(await ledger.spend({ department: dept }, MONTH)).toEqual({ settledMicros: 80, reservedMicros: 0 });
+    // A lost counter is rebuilt, with its expiry.
+    expect(await ledger.raiseSettled({ department: dept, appId: 'gone' }, MONTH, 7)).toBe(0);
+    expect(await redis.pttl(budgetKeys.scope({ department: dept, appId: 'gone' }, MONTH))).toBeGreaterThan(0);
+  });
+
   it('refuses when settled + reserved + estimate exceeds the amount, writing nothing', async () => {
     const dept = department();
     await ledger.settle({ department: dept, appId: 'x', month: MONTH, costMicros: 600 });

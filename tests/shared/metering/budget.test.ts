@@ -22,6 +22,7 @@ import {
   budgetsFor,
   CachedPrices,
   chargedDepartment,
+  committedSpend,
   crossedThreshold,
   DEFAULT_OUTPUT_TOKENS,
   microsToUsd,
@@ -80,6 +81,30 @@ function call(operation: 'chat/completions' | 'embeddings' | 'responses', json: 
     body: body(json),
   });
 }
+
+describe('committedSpend', () => {
+  it('sums the committed cost per department and per app, charged as configured now, rounded up once', () => {
+    const config = checkChargebackConfig({
+      departments: [
+        { id: 'research', name: 'Research' },
+        { id: 'support', name: 'Support' },
+      ],
+      apps: [{ appId: 'voicebot', department: 'support' }],
+    });
+    if (!config.ok) throw new Error(config.problems.join('; '));
+    const rows = [
+      { department: 'research', appId: 'chat', cost: '0.0000101' },
+      { department: 'research', appId: 'chat', cost: '0.0000101' },
+      { department: 'research', appId: 'voicebot', cost: '0.0003' }, // mapped to support now
+    ];
+    expect(committedSpend(rows, config.config)).toEqual([
+      { scope: { department: 'research' }, micros: 21 },
+      { scope: { department: 'research', appId: 'chat' }, micros: 21 },
+      { scope: { department: 'support' }, micros: 300 },
+      { scope: { department: 'support', appId: 'voicebot' }, micros: 300 },
+    ]);
+  });
+});
 
 describe('money in the ledger', () => {
   it('is whole micro-dollars, each cost rounded up (enforcement never under-counts)', () => {
@@ -400,6 +425,7 @@ describe('the gate fails open', () => {
         return new Promise(() => undefined);
       },
       spend: () => Promise.reject(new Error('unused')),
+      raiseSettled: () => Promise.reject(new Error('unused')),
     };
     const gate = new BudgetGate({
       ledger: broken,
@@ -441,6 +467,7 @@ describe('the gate fails open', () => {
         return Promise.resolve();
       },
       spend: () => Promise.reject(new Error('unused')),
+      raiseSettled: () => Promise.reject(new Error('unused')),
     };
     const gate = new BudgetGate({
       ledger: slow,
@@ -466,6 +493,7 @@ describe('the gate fails open', () => {
       reserve: () => Promise.reject(new Error('must not be asked')),
       settle: () => Promise.resolve(),
       spend: () => Promise.reject(new Error('unused')),
+      raiseSettled: () => Promise.reject(new Error('unused')),
     };
     for (const source of [
       { current: () => Promise.reject(new Error('Cosmos DB is down')) },
