@@ -70,9 +70,11 @@ export function bodyOf(request: HttpRequest): Promise<unknown> {
 
 /**
  * A created resource's Location, relative to the collection's URL the caller posted to
- * (`<collection>/<id>`): right whatever path the gateway gives the admin API.
+ * (`<collection>/<id>`, the collection as the caller named it): right whatever path the gateway
+ * gives the admin API.
  */
-export function resourcePath(collection: string, id: string): string {
+export function createdLocation(request: HttpRequest, id: string): string {
+  const collection = new URL(request.url).pathname.split('/').filter(Boolean).pop() ?? '';
   return `${collection}/${encodeURIComponent(id)}`;
 }
 

@@ -19,7 +19,7 @@ import {
   bodyOf,
   CONFIG_VERSION_HEADER,
   pathId,
-  resourcePath,
+  createdLocation,
   resourceResponse,
 } from './admin-http';
 
@@ -61,7 +61,7 @@ function collectionHandlers(collection: ConfigCollection) {
       .change({ action: 'create', collection, item }, null, actorOf(request));
     const id = idOfItem(collection, item);
     return resourceResponse(201, outcome.resource, etagOf(outcome.resource), outcome.version, {
-      Location: resourcePath(collection, id),
+      Location: createdLocation(request, id),
     });
   }
 

@@ -9,7 +9,7 @@ import {
   adminServices,
   bodyOf,
   pathId,
-  resourcePath,
+  createdLocation,
   resourceResponse,
 } from './admin-http';
 
@@ -44,7 +44,7 @@ export async function createPriceHandler(request: HttpRequest): Promise<HttpResp
   const entry = parsePrice(await bodyOf(request), actor);
   const price = await services.configStore().createPrice(entry, actor);
   return resourceResponse(201, price, etagOf(price), null, {
-    Location: resourcePath('prices', price.id),
+    Location: createdLocation(request, price.id),
   });
 }
 
