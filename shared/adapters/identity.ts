@@ -13,6 +13,13 @@ export class AppIdentity {
     return (this.#credential ??= new DefaultAzureCredential());
   }
 
+  /** An Entra ID token for a scope (with its expiry), e.g. Redis's: the caller renews it in time. */
+  async token(scope: string): Promise<AccessToken> {
+    const token = await this.credential().getToken(scope);
+    if (!token) throw new Error(`No Entra ID token for ${scope}.`);
+    return token;
+  }
+
   /** Reads secrets from Key Vault with the app's identity. */
   secretReader(vaultUri: string): (name: string) => Promise<string> {
     return async (name) => {

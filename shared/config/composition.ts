@@ -12,6 +12,7 @@ import { dependencyProbes } from '../adapters/health-probes';
 import { AppIdentity } from '../adapters/identity';
 import { UndiciOpenAiUpstream } from '../adapters/openai-upstream';
 import { RedisBudgetLedger } from '../adapters/redis-budget';
+import { REDIS_ENTRA_SCOPE, RedisEntraAuth } from '../adapters/redis-entra';
 import { watchRedisConnection } from '../adapters/redis-ready';
 import { RedisUsageBuffer } from '../adapters/redis-usage-buffer';
 import { SdkSpeechUpstream } from '../adapters/speech-upstream';
@@ -95,9 +96,19 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
   let redisClient: Redis | undefined;
   let writerClient: Redis | undefined;
   let cosmosClient: CosmosClient | undefined;
+  // Entra ID instead of a key: tokens of the app's identity, renewed before they expire.
+  const redisEntra = config.redis.entraObjectId
+    ? new RedisEntraAuth({
+        username: config.redis.entraObjectId,
+        token: () => identity.token(REDIS_ENTRA_SCOPE),
+        log: (line) => console.warn(line),
+      })
+    : undefined;
   const newRedisClient = (label: string): Redis => {
     const client = new Redis(config.redis.url, {
       password: config.redis.password,
+      // With Entra ID the client connects once it has a token (below).
+      lazyConnect: redisEntra !== undefined,
       connectTimeout: 5000,
       commandTimeout: 5000,
       maxRetriesPerRequest: 2,
@@ -108,6 +119,9 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
     });
     // Errors handled, an outage logged once when it starts and once when it ends.
     watchRedisConnection(client, (line) => console.warn(`${label}${line}`));
+    redisEntra?.connect(client).catch((error: unknown) => {
+      console.warn(`${label}Redis Entra ID sign-in failed: ${ensureError(error).message}`);
+    });
     return client;
   };
   const redis = (): Redis => (redisClient ??= newRedisClient(''));
@@ -267,6 +281,7 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
       usageWriter();
     },
     close() {
+      redisEntra?.close();
       redisClient?.disconnect();
       writerClient?.disconnect();
       cosmosClient?.dispose();

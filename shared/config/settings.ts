@@ -74,6 +74,14 @@ const rawSchema = z.object({
 
   REDIS_URL: url(['redis:', 'rediss:'], 'rediss://redis-chargeback.redis.cache.windows.net:6380'),
   REDIS_PASSWORD: optionalString,
+  /**
+   * Entra ID authentication to Redis (Azure Managed Redis with access keys disabled): the object id
+   * of the app's identity, the Redis user its tokens authenticate as. Instead of REDIS_PASSWORD.
+   */
+  REDIS_ENTRA_OBJECT_ID: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
+    z.uuid("must be the object (principal) id of the app's identity, a GUID").optional(),
+  ),
 
   STORAGE_CONNECTION_STRING: optionalString,
   STORAGE_BLOB_URL: optionalUrl(['https:', 'http:'], 'https://stchargeback.blob.core.windows.net'),
@@ -194,6 +202,11 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
     return raw ? raw : undefined;
   };
   const problems: string[] = [];
+  if (value('REDIS_PASSWORD') && value('REDIS_ENTRA_OBJECT_ID')) {
+    problems.push(
+      'REDIS_ENTRA_OBJECT_ID: set REDIS_PASSWORD (an access key) or REDIS_ENTRA_OBJECT_ID (Entra ID), not both',
+    );
+  }
   if (!REQUIRED_SETTING_GROUPS.storage.some(value)) {
     problems.push(
       'STORAGE_BLOB_URL: set STORAGE_BLOB_URL (identity-based, in Azure) or STORAGE_CONNECTION_STRING (local stand-ins)',
@@ -247,7 +260,8 @@ export const APP_SETTING_NAMES: readonly string[] = SETTING_NAMES;
 
 export interface AppConfig {
   keyVaultUri?: string;
-  redis: { url: string; password?: string };
+  /** `entraObjectId`: authenticate with the app identity's Entra ID tokens (renewed before they expire). */
+  redis: { url: string; password?: string; entraObjectId?: string };
   storage: { connectionString?: string; blobUrl?: string; reportsContainer: string };
   cosmos: { endpoint: string; key?: string; database: string; allowSelfSignedCert: boolean };
   openai: { endpoint: string; apiKey?: string; apiVersion: string };
@@ -335,7 +349,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
   const gatewaySecret = secret('GATEWAY_SHARED_SECRET');
   return {
     keyVaultUri: raw.KEY_VAULT_URI,
-    redis: { url: raw.REDIS_URL, password: redisPassword },
+    redis: { url: raw.REDIS_URL, password: redisPassword, entraObjectId: raw.REDIS_ENTRA_OBJECT_ID },
     storage: {
       connectionString: storageConnectionString,
       blobUrl: raw.STORAGE_BLOB_URL,

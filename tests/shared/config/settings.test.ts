@@ -198,6 +198,21 @@ describe('configuration', () => {
     ).toEqual([expect.stringMatching(/^COSMOS_ALLOW_SELF_SIGNED_CERT: is only allowed/)]);
   });
 
+  it('takes Redis Entra ID authentication (the identity object id) instead of a key, not both', async () => {
+    const objectId = '6f1c2d3e-0000-4000-8000-0000000000a1';
+    expect((await loadConfig({ ...valid, REDIS_ENTRA_OBJECT_ID: objectId })).redis).toEqual({
+      url: valid.REDIS_URL,
+      password: undefined,
+      entraObjectId: objectId,
+    });
+    expect(problems({ ...valid, REDIS_ENTRA_OBJECT_ID: objectId, REDIS_PASSWORD: 'a-key' })).toEqual([
+      expect.stringMatching(/^REDIS_ENTRA_OBJECT_ID: set REDIS_PASSWORD .* not both/),
+    ]);
+    expect(problems({ ...valid, REDIS_ENTRA_OBJECT_ID: 'app-identity' })).toEqual([
+      expect.stringMatching(/^REDIS_ENTRA_OBJECT_ID: must be the object \(principal\) id/),
+    ]);
+  });
+
   it('resolves keyvault: references through the secret reader', async () => {
     const read: string[] = [];
     const config = await loadConfig(
