@@ -30,6 +30,8 @@ export interface RedisOptions {
   log?: (line: string) => void;
   /** Start as a replica of the primary on this loopback port (promote it with `REPLICAOF NO ONE`). */
   replicaOf?: number;
+  /** Start as a Redis Cluster node, keeping its nodes.conf in this folder (see startRedisCluster). */
+  clusterDir?: string;
 }
 
 const START_ATTEMPTS = 5;
@@ -91,6 +93,7 @@ async function launch(
   port: number,
   dataDir: string | undefined,
   replicaOf: number | undefined,
+  clusterDir?: string,
 ): Promise<LifelineProcess> {
   const persistence = dataDir
     ? // appendfsync everysec: Redis writes the append-only file before it replies (unless a slow fsync
@@ -114,6 +117,16 @@ async function launch(
     ...(replicaOf === undefined
       ? []
       : ['--replicaof', '127.0.0.1', String(replicaOf), '--repl-diskless-load', 'on-empty-db']),
+    ...(clusterDir === undefined
+      ? []
+      : [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(clusterDir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '2000',
+        ]),
   ]);
   try {
     const pid = await server.started;
@@ -130,14 +143,15 @@ async function launch(
 /** The real redis-server (Debian package) on a loopback port, tied to this process's lifetime. */
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const binary = findRedisServer();
-  const { dataDir, log, replicaOf } = options;
+  const { dataDir, log, replicaOf, clusterDir } = options;
+  if (clusterDir) mkdirSync(clusterDir, { recursive: true });
   if (dataDir) mkdirSync(dataDir, { recursive: true });
 
   let port = options.port ?? (await getFreePort());
   let current: LifelineProcess | undefined;
   for (let attempt = 1; !current; attempt++) {
     try {
-      current = await launch(binary, port, dataDir, replicaOf);
+      current = await launch(binary, port, dataDir, replicaOf, options.clusterDir);
     } catch (error) {
       // Someone took the free port we picked before redis-server bound it: pick another, unless
       // the caller chose the port.
@@ -187,7 +201,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
         const deadline = Date.now() + RESTART_PORT_WAIT_MS;
         for (;;) {
           try {
-            server = await launch(binary, port, dataDir, replicaOf);
+            server = await launch(binary, port, dataDir, replicaOf, options.clusterDir);
             break;
           } catch (error) {
             if (!(error instanceof PortInUseError) || Date.now() > deadline) throw error;
