@@ -18,7 +18,13 @@ import { startLocalStack } from '../local/stack';
  * functions loaded from source.
  */
 export function startTestStack(
-  options: { persist?: boolean; requestLog?: (line: string) => void; log?: (line: string) => void } = {},
+  options: {
+    persist?: boolean;
+    requestLog?: (line: string) => void;
+    log?: (line: string) => void;
+    /** Dependencies the test provides itself (their settings are kept, e.g. a Redis Cluster's REDIS_URL). */
+    keep?: readonly string[];
+  } = {},
 ): Promise<LocalStack> {
   for (const name of [
     'REDIS_URL',
@@ -28,7 +34,7 @@ export function startTestStack(
     'AZURE_OPENAI_ENDPOINT',
     'SPEECH_ENDPOINT',
     'SPEECH_REGION',
-  ]) {
+  ].filter((name) => !options.keep?.includes(name))) {
     delete process.env[name];
   }
   if (options.persist) process.env.LOCAL_DATA_DIR = mkdtempSync(join(tmpdir(), 'chargeback-test-'));

@@ -1,6 +1,6 @@
 import type { CosmosClient } from '@azure/cosmos';
 import type { BlobServiceClient } from '@azure/storage-blob';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { AppConfig } from '../config/settings';
 import type { Probe } from './health';
 import { ProbeError } from './health';
@@ -9,7 +9,7 @@ import { whenRedisReady } from './redis-ready';
 /** What the probes reach: the app's own clients, so a probe tests the connections the app uses. */
 export interface ProbeTargets {
   config: AppConfig;
-  redis(): Redis;
+  redis(): Redis | Cluster;
   blobService(): BlobServiceClient;
   cosmos(): CosmosClient;
   cognitiveAuthHeaders(key: string | undefined): Promise<Record<string, string>>;

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import https from 'node:https';
 import { CosmosClient } from '@azure/cosmos';
 import { BlobServiceClient } from '@azure/storage-blob';
+import type { Cluster } from 'ioredis';
 import { Redis } from 'ioredis';
+import { clusterClient } from '../adapters/redis-cluster-client';
 import { BlobQuarantine, BlobReportStore } from '../adapters/blob-reports';
 import { BlobUsageSpool } from '../adapters/blob-spool';
 import { CosmosConfigSource, CosmosConfigStore } from '../adapters/cosmos-config-store';
@@ -93,8 +95,8 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
     telemetry.lastResort(event, reason, maybeStored);
   };
 
-  let redisClient: Redis | undefined;
-  let writerClient: Redis | undefined;
+  let redisClient: Redis | Cluster | undefined;
+  let writerClient: Redis | Cluster | undefined;
   let cosmosClient: CosmosClient | undefined;
   // Entra ID instead of a key: tokens of the app's identity, renewed before they expire.
   const redisEntra = config.redis.entraObjectId
@@ -104,29 +106,36 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
         log: (line) => console.warn(line),
       })
     : undefined;
-  const newRedisClient = (label: string): Redis => {
-    const client = new Redis(config.redis.url, {
-      password: config.redis.password,
-      // With Entra ID the client connects once it has a token (below).
-      lazyConnect: redisEntra !== undefined,
-      connectTimeout: 5000,
-      commandTimeout: 5000,
-      maxRetriesPerRequest: 2,
-      // A down Redis must fail fast, not queue commands forever (usage then goes to the spool).
-      enableOfflineQueue: false,
-      // Writes issued in the same tick share one socket write: one syscall for many requests' events.
-      enableAutoPipelining: true,
-    });
+  const clientOptions = {
+    connectTimeout: 5000,
+    commandTimeout: 5000,
+    maxRetriesPerRequest: 2,
+    // Writes issued in the same tick share one socket write: one syscall for many requests' events.
+    enableAutoPipelining: true,
+  };
+  const newRedisClient = (label: string): Redis | Cluster => {
+    const client = config.redis.cluster
+      ? clusterClient(config.redis.url, config.redis.password, clientOptions)
+      : new Redis(config.redis.url, {
+          ...clientOptions,
+          password: config.redis.password,
+          // With Entra ID the client connects once it has a token (below).
+          lazyConnect: redisEntra !== undefined,
+          // A down Redis must fail fast, not queue commands forever (usage then goes to the spool).
+          enableOfflineQueue: false,
+        });
     // Errors handled, an outage logged once when it starts and once when it ends.
     watchRedisConnection(client, (line) => console.warn(`${label}${line}`));
-    redisEntra?.connect(client).catch((error: unknown) => {
-      console.warn(`${label}Redis Entra ID sign-in failed: ${ensureError(error).message}`);
-    });
+    if (redisEntra && client instanceof Redis) {
+      redisEntra.connect(client).catch((error: unknown) => {
+        console.warn(`${label}Redis Entra ID sign-in failed: ${ensureError(error).message}`);
+      });
+    }
     return client;
   };
-  const redis = (): Redis => (redisClient ??= newRedisClient(''));
+  const redis = (): Redis | Cluster => (redisClient ??= newRedisClient(''));
   // Durable writes (WAIT) block their connection while the replicas answer: a connection of their own.
-  const usageWriter = (): Redis =>
+  const usageWriter = (): Redis | Cluster =>
     config.proxy.redisWaitReplicas > 0 ? (writerClient ??= newRedisClient('(usage writes) ')) : redis();
   const blobService = once(() =>
     config.storage.connectionString

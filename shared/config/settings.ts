@@ -78,6 +78,18 @@ const rawSchema = z.object({
    * Entra ID authentication to Redis (Azure Managed Redis with access keys disabled): the object id
    * of the app's identity, the Redis user its tokens authenticate as. Instead of REDIS_PASSWORD.
    */
+  /**
+   * `true` for a Redis that exposes its shards to the client (Azure Managed Redis with the OSS
+   * clustering policy, a self-managed Redis Cluster): the app then uses a cluster-aware client.
+   * Every key layout keeps a script's keys in one slot, so both policies work.
+   */
+  REDIS_CLUSTER: z.preprocess(
+    (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim().toLowerCase() : undefined),
+    z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+  ),
   REDIS_ENTRA_OBJECT_ID: z.preprocess(
     (value) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined),
     z.uuid("must be the object (principal) id of the app's identity, a GUID").optional(),
@@ -202,6 +214,11 @@ function crossFieldProblems(env: NodeJS.ProcessEnv): string[] {
     return raw ? raw : undefined;
   };
   const problems: string[] = [];
+  if (value('REDIS_CLUSTER')?.toLowerCase() === 'true' && value('REDIS_ENTRA_OBJECT_ID')) {
+    problems.push(
+      'REDIS_CLUSTER: Entra ID sign-in (REDIS_ENTRA_OBJECT_ID) is supported on a single endpoint (the Enterprise clustering policy), not with a cluster-aware client yet',
+    );
+  }
   if (value('REDIS_PASSWORD') && value('REDIS_ENTRA_OBJECT_ID')) {
     problems.push(
       'REDIS_ENTRA_OBJECT_ID: set REDIS_PASSWORD (an access key) or REDIS_ENTRA_OBJECT_ID (Entra ID), not both',
@@ -261,7 +278,7 @@ export const APP_SETTING_NAMES: readonly string[] = SETTING_NAMES;
 export interface AppConfig {
   keyVaultUri?: string;
   /** `entraObjectId`: authenticate with the app identity's Entra ID tokens (renewed before they expire). */
-  redis: { url: string; password?: string; entraObjectId?: string };
+  redis: { url: string; password?: string; entraObjectId?: string; cluster: boolean };
   storage: { connectionString?: string; blobUrl?: string; reportsContainer: string };
   cosmos: { endpoint: string; key?: string; database: string; allowSelfSignedCert: boolean };
   openai: { endpoint: string; apiKey?: string; apiVersion: string };
@@ -349,7 +366,12 @@ export async function loadConfig(env: NodeJS.ProcessEnv, readSecret?: SecretRead
   const gatewaySecret = secret('GATEWAY_SHARED_SECRET');
   return {
     keyVaultUri: raw.KEY_VAULT_URI,
-    redis: { url: raw.REDIS_URL, password: redisPassword, entraObjectId: raw.REDIS_ENTRA_OBJECT_ID },
+    redis: {
+      url: raw.REDIS_URL,
+      password: redisPassword,
+      entraObjectId: raw.REDIS_ENTRA_OBJECT_ID,
+      cluster: raw.REDIS_CLUSTER,
+    },
     storage: {
       connectionString: storageConnectionString,
       blobUrl: raw.STORAGE_BLOB_URL,

@@ -19,6 +19,7 @@ export const SETTINGS = {
   REDIS_URL: { required: true, secret: false },
   REDIS_PASSWORD: { required: false, secret: true },
   REDIS_ENTRA_OBJECT_ID: { required: false, secret: false },
+  REDIS_CLUSTER: { required: false, secret: false },
   STORAGE_CONNECTION_STRING: { required: 'storage', secret: true },
   STORAGE_BLOB_URL: { required: 'storage', secret: false },
   REPORTS_CONTAINER: { required: false, secret: false },

@@ -54,7 +54,7 @@ async function reconnected(redis: Redis): Promise<string> {
   for (let i = 0; i < 100 && redis.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 20));
   for (let i = 0; i < 100; i++) {
     try {
-      return (await redis.ping());
+      return await redis.ping();
     } catch {
       await new Promise((r) => setTimeout(r, 20));
     }

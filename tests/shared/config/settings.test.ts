@@ -204,6 +204,7 @@ describe('configuration', () => {
       url: valid.REDIS_URL,
       password: undefined,
       entraObjectId: objectId,
+      cluster: false,
     });
     expect(problems({ ...valid, REDIS_ENTRA_OBJECT_ID: objectId, REDIS_PASSWORD: 'a-key' })).toEqual([
       expect.stringMatching(/^REDIS_ENTRA_OBJECT_ID: set REDIS_PASSWORD .* not both/),
@@ -211,6 +212,19 @@ describe('configuration', () => {
     expect(problems({ ...valid, REDIS_ENTRA_OBJECT_ID: 'app-identity' })).toEqual([
       expect.stringMatching(/^REDIS_ENTRA_OBJECT_ID: must be the object \(principal\) id/),
     ]);
+  });
+
+  it('uses a cluster-aware Redis client with REDIS_CLUSTER=true, not together with Entra ID sign-in', async () => {
+    expect((await loadConfig(valid)).redis.cluster).toBe(false);
+    expect((await loadConfig({ ...valid, REDIS_CLUSTER: 'TRUE' })).redis.cluster).toBe(true);
+    expect(problems({ ...valid, REDIS_CLUSTER: 'yes' })).toEqual([expect.stringMatching(/^REDIS_CLUSTER: /)]);
+    expect(
+      problems({
+        ...valid,
+        REDIS_CLUSTER: 'true',
+        REDIS_ENTRA_OBJECT_ID: '6f1c2d3e-0000-4000-8000-0000000000a1',
+      }),
+    ).toEqual([expect.stringMatching(/^REDIS_CLUSTER: Entra ID sign-in .* single endpoint/)]);
   });
 
   it('resolves keyvault: references through the secret reader', async () => {
