@@ -1,0 +1,265 @@
+// AI chargeback: the whole deployment into one resource group.
+//
+// targetScope resourceGroup: everything lives in one group that the deployer (or a pipeline)
+// already has, with Owner or Contributor + Role Based Access Control Administrator on it; no
+// subscription-level rights are needed and `az deployment group create` is the one command.
+targetScope = 'resourceGroup'
+
+import { apimSku, appSubscription, blobRetention, cosmosCapacity, department, entraSettings, environmentName, gatewayLimits, modelDeployment, redisSku, tagMap } from 'types.bicep'
+
+@description('Environment: part of every name.')
+param environment environmentName
+
+@minLength(2)
+@maxLength(12)
+@description('Name prefix (letters, digits, hyphens).')
+param prefix string = 'chargeback'
+
+param location string = resourceGroup().location
+@description('Speech account region (defaults to location).')
+param speechLocation string = location
+
+param tags tagMap = {}
+
+@description('Departments: one APIM product each; the product id is the department id.')
+param departments department[]
+
+@description('App subscriptions created at deployment (others are created later, see docs/deploy.md).')
+param appSubscriptions appSubscription[] = []
+
+param openAiDeployments modelDeployment[]
+@description('Azure OpenAI data-plane API version the app calls upstream with.')
+param openAiApiVersion string = '2024-10-21'
+
+param cosmos cosmosCapacity = { mode: 'serverless' }
+param redisSkuName redisSku = 'Balanced_B0'
+param redisHighAvailability bool = true
+
+param apimSkuName apimSku = 'BasicV2'
+param apimCapacity int = 1
+param publisherEmail string
+param publisherName string
+
+param entra entraSettings
+param limits gatewayLimits
+
+param retention blobRetention = {
+  usageSpoolDays: 35
+  usageQuarantineDays: 90
+}
+
+@description('Durable Functions task hub.')
+param taskHubName string = 'ChargebackHub'
+
+@description('Seed chargeback configuration (CHARGEBACK_CONFIG); empty: the shipped example.')
+param chargebackConfig object = {}
+
+@description('E-mail addresses for alerts.')
+param alertEmails string[] = []
+
+@secure()
+@minLength(16)
+@description('Gateway credential APIM sends and the functions check (GATEWAY_SHARED_SECRET).')
+param gatewaySharedSecret string
+
+@secure()
+@minLength(32)
+@description('Value of the host-level function key APIM sends in x-functions-key.')
+param functionKey string
+
+var suffix = take(uniqueString(subscription().id, resourceGroup().id, prefix, environment), 6)
+var baseName = '${prefix}-${environment}'
+var compactName = toLower(replace(prefix, '-', ''))
+var allTags = union(tags, {
+  application: 'ai-chargeback'
+  environment: environment
+})
+
+// Key Vault secret names. The two APIM reads are named like its named values.
+var gatewaySecretName = 'chargeback-gateway-secret'
+var functionKeySecretName = 'chargeback-function-key'
+var appInsightsSecretName = 'appinsights-connection-string'
+var functionKeyName = 'apim'
+
+module identity 'modules/identity.bicep' = {
+  name: '${deployment().name}-identity'
+  params: {
+    name: 'id-${baseName}-func'
+    location: location
+    tags: allTags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: '${deployment().name}-monitoring'
+  params: {
+    workspaceName: 'log-${baseName}-${suffix}'
+    appInsightsName: 'appi-${baseName}-${suffix}'
+    location: location
+    tags: allTags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: '${deployment().name}-storage'
+  params: {
+    name: take('st${compactName}${environment}${suffix}', 24)
+    location: location
+    tags: allTags
+    retention: retention
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: '${deployment().name}-keyvault'
+  params: {
+    name: take('kv-${baseName}-${suffix}', 24)
+    location: location
+    tags: allTags
+    appInsightsName: monitoring.outputs.appInsightsName
+    appInsightsSecretName: appInsightsSecretName
+    secrets: {
+      '${gatewaySecretName}': gatewaySharedSecret
+      '${functionKeySecretName}': functionKey
+    }
+  }
+}
+
+module cosmosDb 'modules/cosmos.bicep' = {
+  name: '${deployment().name}-cosmos'
+  params: {
+    name: 'cosmos-${baseName}-${suffix}'
+    location: location
+    tags: allTags
+    capacity: cosmos
+  }
+}
+
+module redis 'modules/redis.bicep' = {
+  name: '${deployment().name}-redis'
+  params: {
+    name: 'redis-${baseName}-${suffix}'
+    location: location
+    tags: allTags
+    sku: redisSkuName
+    highAvailability: redisHighAvailability
+  }
+}
+
+module ai 'modules/ai.bicep' = {
+  name: '${deployment().name}-ai'
+  params: {
+    openAiName: 'aoai-${baseName}-${suffix}'
+    speechName: 'speech-${baseName}-${suffix}'
+    location: location
+    speechLocation: speechLocation
+    tags: allTags
+    deployments: openAiDeployments
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: '${deployment().name}-rbac'
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    openAiName: ai.outputs.openAiName
+    speechName: ai.outputs.speechName
+    cosmosAccountName: cosmosDb.outputs.name
+    redisName: redis.outputs.name
+    redisDatabaseName: redis.outputs.databaseName
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: '${deployment().name}-functionapp'
+  params: {
+    planName: 'asp-${baseName}-${suffix}'
+    siteName: 'func-${baseName}-${suffix}'
+    location: location
+    tags: allTags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    identityPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    reportsContainerName: storage.outputs.reportsContainerName
+    keyVaultName: keyVault.outputs.name
+    keyVaultUri: keyVault.outputs.uri
+    gatewaySecretName: gatewaySecretName
+    appInsightsSecretName: appInsightsSecretName
+    redisUrl: redis.outputs.url
+    cosmosEndpoint: cosmosDb.outputs.endpoint
+    cosmosDatabaseName: cosmosDb.outputs.databaseName
+    openAiEndpoint: ai.outputs.openAiEndpoint
+    openAiApiVersion: openAiApiVersion
+    speechRegion: ai.outputs.speechRegion
+    speechResourceId: ai.outputs.speechId
+    taskHubName: taskHubName
+    chargebackConfig: chargebackConfig
+    functionKeyName: functionKeyName
+    functionKey: functionKey
+  }
+  // Grants first: the app resolves its Key Vault references and connects at start.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module apim 'modules/apim.bicep' = {
+  name: '${deployment().name}-apim'
+  params: {
+    name: 'apim-${baseName}-${suffix}'
+    location: location
+    tags: allTags
+    sku: apimSkuName
+    capacity: apimCapacity
+    publisherEmail: publisherEmail
+    publisherName: publisherName
+    appInsightsName: monitoring.outputs.appInsightsName
+    keyVaultName: keyVault.outputs.name
+    functionKeySecretName: functionKeySecretName
+    gatewaySecretName: gatewaySecretName
+    functionAppName: functionApp.outputs.name
+    functionsBaseUrl: functionApp.outputs.baseUrl
+    entra: entra
+    limits: limits
+    departments: departments
+    subscriptions: appSubscriptions
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: '${deployment().name}-alerts'
+  params: {
+    location: location
+    tags: allTags
+    namePrefix: baseName
+    appInsightsId: monitoring.outputs.appInsightsId
+    emails: alertEmails
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: '${deployment().name}-workbook'
+  params: {
+    location: location
+    tags: allTags
+    appInsightsId: monitoring.outputs.appInsightsId
+  }
+}
+
+output functionAppName string = functionApp.outputs.name
+output functionAppUrl string = functionApp.outputs.baseUrl
+output apimName string = apim.outputs.name
+output gatewayUrl string = apim.outputs.gatewayUrl
+output keyVaultName string = keyVault.outputs.name
+output storageAccountName string = storage.outputs.name
+output cosmosAccountName string = cosmosDb.outputs.name
+output redisName string = redis.outputs.name
+output openAiName string = ai.outputs.openAiName
+output speechName string = ai.outputs.speechName
+output functionIdentityPrincipalId string = identity.outputs.principalId
+output appInsightsId string = monitoring.outputs.appInsightsId
