@@ -126,6 +126,14 @@ async function launch(
           join(clusterDir, `nodes-${port}.conf`),
           '--cluster-node-timeout',
           '2000',
+          // Replicas sync from memory at once, and nothing is written into the working directory.
+          '--repl-diskless-sync',
+          'yes',
+          '--repl-diskless-sync-delay',
+          '0',
+          '--repl-diskless-load',
+          'on-empty-db',
+          ...(dataDir ? [] : ['--dir', clusterDir]),
         ]),
   ]);
   try {
