@@ -48,6 +48,11 @@ param retention blobRetention = {
   usageQuarantineDays: 90
 }
 
+@description('Private networking: a VNet, private endpoints and private DNS zones for storage, Cosmos DB, Redis, Key Vault, Azure OpenAI and Speech, whose public network access is then disabled; the Function App integrates with the VNet for outbound traffic. The Function App and APIM stay publicly reachable (docs/deploy.md).')
+param privateNetworking bool = false
+@description('VNet address space with privateNetworking (two /24 subnets are carved from it).')
+param vnetAddressSpace string = '10.60.0.0/22'
+
 @description('Durable Functions task hub.')
 param taskHubName string = 'ChargebackHub'
 
@@ -81,6 +86,8 @@ var functionKeySecretName = 'chargeback-function-key'
 var appInsightsSecretName = 'appinsights-connection-string'
 var functionKeyName = 'apim'
 
+var dataPublicNetworkAccess = privateNetworking ? 'Disabled' : 'Enabled'
+
 module identity 'modules/identity.bicep' = {
   name: '${deployment().name}-identity'
   params: {
@@ -107,6 +114,8 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: allTags
     retention: retention
+    publicNetworkAccess: dataPublicNetworkAccess
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -118,6 +127,8 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: allTags
     appInsightsName: monitoring.outputs.appInsightsName
     appInsightsSecretName: appInsightsSecretName
+    publicNetworkAccess: dataPublicNetworkAccess
+    workspaceId: monitoring.outputs.workspaceId
     secrets: {
       '${gatewaySecretName}': gatewaySharedSecret
       '${functionKeySecretName}': functionKey
@@ -132,6 +143,8 @@ module cosmosDb 'modules/cosmos.bicep' = {
     location: location
     tags: allTags
     capacity: cosmos
+    publicNetworkAccess: dataPublicNetworkAccess
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -143,6 +156,8 @@ module redis 'modules/redis.bicep' = {
     tags: allTags
     sku: redisSkuName
     highAvailability: redisHighAvailability
+    publicNetworkAccess: dataPublicNetworkAccess
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -155,6 +170,8 @@ module ai 'modules/ai.bicep' = {
     speechLocation: speechLocation
     tags: allTags
     deployments: openAiDeployments
+    publicNetworkAccess: dataPublicNetworkAccess
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -169,6 +186,28 @@ module rbac 'modules/rbac.bicep' = {
     cosmosAccountName: cosmosDb.outputs.name
     redisName: redis.outputs.name
     redisDatabaseName: redis.outputs.databaseName
+  }
+}
+
+// Private endpoints for every data-plane dependency of the Function App (and the VNet it
+// integrates with). Group ids and DNS zones: modules/network.bicep.
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: '${deployment().name}-network'
+  params: {
+    name: 'vnet-${baseName}-${suffix}'
+    location: location
+    tags: allTags
+    addressSpace: vnetAddressSpace
+    privateEndpoints: [
+      { name: 'blob', resourceId: storage.outputs.id, groupId: 'blob', zones: ['blob'] }
+      { name: 'queue', resourceId: storage.outputs.id, groupId: 'queue', zones: ['queue'] }
+      { name: 'table', resourceId: storage.outputs.id, groupId: 'table', zones: ['table'] }
+      { name: 'cosmos', resourceId: cosmosDb.outputs.id, groupId: 'Sql', zones: ['cosmos'] }
+      { name: 'redis', resourceId: redis.outputs.id, groupId: 'redisEnterprise', zones: ['redis'] }
+      { name: 'vault', resourceId: keyVault.outputs.id, groupId: 'vault', zones: ['vault'] }
+      { name: 'openai', resourceId: ai.outputs.openAiId, groupId: 'account', zones: ['openAi', 'cognitiveServices'] }
+      { name: 'speech', resourceId: ai.outputs.speechId, groupId: 'account', zones: ['cognitiveServices'] }
+    ]
   }
 }
 
@@ -197,14 +236,20 @@ module functionApp 'modules/functionapp.bicep' = {
     openAiApiVersion: openAiApiVersion
     speechRegion: ai.outputs.speechRegion
     speechResourceId: ai.outputs.speechId
+    // Regional Speech endpoints do not go through the private endpoint: the custom domain does.
+    speechEndpoint: privateNetworking ? ai.outputs.speechEndpoint : ''
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.functionsSubnetId : ''
+    workspaceId: monitoring.outputs.workspaceId
     taskHubName: taskHubName
     chargebackConfig: chargebackConfig
     functionKeyName: functionKeyName
     functionKey: functionKey
   }
-  // Grants first: the app resolves its Key Vault references and connects at start.
+  // Grants (and, with private networking, the private endpoints) first: the app resolves its
+  // Key Vault references and connects at start.
   dependsOn: [
     rbac
+    network
   ]
 }
 
@@ -224,6 +269,7 @@ module apim 'modules/apim.bicep' = {
     gatewaySecretName: gatewaySecretName
     functionAppName: functionApp.outputs.name
     functionsBaseUrl: functionApp.outputs.baseUrl
+    workspaceId: monitoring.outputs.workspaceId
     entra: entra
     limits: limits
     departments: departments
@@ -263,3 +309,5 @@ output openAiName string = ai.outputs.openAiName
 output speechName string = ai.outputs.speechName
 output functionIdentityPrincipalId string = identity.outputs.principalId
 output appInsightsId string = monitoring.outputs.appInsightsId
+output workspaceId string = monitoring.outputs.workspaceId
+output vnetId string = privateNetworking ? network.outputs.vnetId : ''

@@ -13,6 +13,9 @@ param tags tagMap
 param deployments modelDeployment[]
 param publicNetworkAccess 'Enabled' | 'Disabled' = 'Enabled'
 
+@description('Log Analytics workspace the accounts\' resource logs go to.')
+param workspaceId string
+
 resource openAi 'Microsoft.CognitiveServices/accounts@2026-07-01' = {
   name: openAiName
   location: location
@@ -34,6 +37,7 @@ resource modelDeployments 'Microsoft.CognitiveServices/accounts/deployments@2026
   for deployment in deployments: {
     parent: openAi
     name: deployment.name
+    tags: tags
     sku: {
       name: deployment.sku
       capacity: deployment.capacity
@@ -64,9 +68,43 @@ resource speech 'Microsoft.CognitiveServices/accounts@2026-07-01' = {
   }
 }
 
+// Resource logs: audit, request/response metadata (no prompts or completions), traces, and for
+// Azure OpenAI the per-request token usage.
+resource openAiDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: openAi
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'Audit', enabled: true }
+      { category: 'RequestResponse', enabled: true }
+      { category: 'Trace', enabled: true }
+      { category: 'AzureOpenAIRequestUsage', enabled: true }
+    ]
+  }
+}
+
+resource speechDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: speech
+  location: speechLocation
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'Audit', enabled: true }
+      { category: 'RequestResponse', enabled: true }
+      { category: 'Trace', enabled: true }
+    ]
+  }
+}
+
 output openAiName string = openAi.name
 output openAiId string = openAi.id
 output openAiEndpoint string = openAi.properties.endpoint
 output speechName string = speech.name
 output speechId string = speech.id
 output speechRegion string = speech.location
+output speechEndpoint string = speech.properties.endpoint

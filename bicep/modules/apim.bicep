@@ -28,6 +28,9 @@ param functionAppName string
 @description('The Function App\'s base URL, https://<host>/api.')
 param functionsBaseUrl string
 
+@description('Log Analytics workspace the gateway\'s resource logs go to.')
+param workspaceId string
+
 param entra entraSettings
 param limits gatewayLimits
 param departments department[]
@@ -224,6 +227,24 @@ resource diagnostics 'Microsoft.ApiManagement/service/diagnostics@2024-05-01' = 
     logClientIp: false
     // Custom metrics (llm-emit-token-metric) need this.
     metrics: true
+  }
+}
+
+// Resource logs to Log Analytics: every gateway request (ApiManagementGatewayLogs) and the
+// generative AI gateway's LLM logs (ApiManagementGatewayLlmLog; filled for APIs APIM treats as
+// language model APIs with LLM logging on; the metered APIs here are plain HTTP APIs whose
+// usage the Function App meters). Independent of the Application Insights logger above.
+resource gatewayDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: service
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'GatewayLogs', enabled: true }
+      { category: 'GatewayLlmLogs', enabled: true }
+    ]
   }
 }
 

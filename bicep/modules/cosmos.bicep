@@ -12,6 +12,9 @@ param capacity cosmosCapacity = { mode: 'serverless' }
 param zoneRedundant bool = false
 param publicNetworkAccess 'Enabled' | 'Disabled' = 'Enabled'
 
+@description('Log Analytics workspace the account\'s resource logs go to.')
+param workspaceId string
+
 // As shared/contracts/storage.ts names them (a test compares them).
 var databaseName = 'chargeback'
 var containers = {
@@ -56,6 +59,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2026-03-15' = {
 resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2026-03-15' = {
   parent: account
   name: databaseName
+  tags: tags
   properties: {
     resource: {
       id: databaseName
@@ -74,6 +78,7 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
   for container in items(containers): {
     parent: database
     name: container.value.id
+    tags: tags
     properties: {
       resource: {
         id: container.value.id
@@ -88,6 +93,25 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
     }
   }
 ]
+
+// Data-plane requests (who read or wrote what, RU charge), control-plane changes, query
+// statistics and RU consumption per partition key (hot partitions). The 2016-09-01 API has no
+// resource-specific destination, so they land in AzureDiagnostics.
+resource accountDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: account
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'DataPlaneRequests', enabled: true }
+      { category: 'ControlPlaneRequests', enabled: true }
+      { category: 'QueryRuntimeStatistics', enabled: true }
+      { category: 'PartitionKeyRUConsumption', enabled: true }
+    ]
+  }
+}
 
 output name string = account.name
 output id string = account.id

@@ -34,6 +34,8 @@ param openAiEndpoint string
 param openAiApiVersion string
 param speechRegion string
 param speechResourceId string
+@description('Speech custom-domain endpoint (SPEECH_ENDPOINT); empty: the regional endpoints of SPEECH_REGION. Set with the private networking option: regional endpoints do not go through a private endpoint.')
+param speechEndpoint string = ''
 
 @description('Durable Functions task hub name (overrides host.json\'s hubName).')
 param taskHubName string
@@ -57,8 +59,11 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
-@description('Subnet for outbound VNet integration (private networking option); empty: none.')
+@description('Subnet for outbound VNet integration (private networking option, delegated to Microsoft.App/environments); empty: none.')
 param virtualNetworkSubnetId string = ''
+
+@description('Log Analytics workspace the app\'s resource logs go to.')
+param workspaceId string
 
 func keyVaultReference(vault string, secret string) string =>
   '@Microsoft.KeyVault(VaultName=${vault};SecretName=${secret})'
@@ -91,11 +96,18 @@ var appSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: keyVaultReference(keyVaultName, appInsightsSecretName)
 }
 
-var optionalAppSettings = empty(chargebackConfig)
-  ? {}
-  : {
-      CHARGEBACK_CONFIG: string(chargebackConfig)
-    }
+var optionalAppSettings = union(
+  empty(chargebackConfig)
+    ? {}
+    : {
+        CHARGEBACK_CONFIG: string(chargebackConfig)
+      },
+  empty(speechEndpoint)
+    ? {}
+    : {
+        SPEECH_ENDPOINT: speechEndpoint
+      }
+)
 
 var allSettings = union(runtimeSettings, appSettings, optionalAppSettings)
 
@@ -129,6 +141,13 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
+    // With VNet integration, everything the app calls (storage, Key Vault references, Cosmos DB,
+    // Redis, the AI accounts) goes through the VNet and so reaches their private endpoints.
+    outboundVnetRouting: empty(virtualNetworkSubnetId)
+      ? null
+      : {
+          allTraffic: true
+        }
     functionAppConfig: {
       deployment: {
         storage: {
@@ -158,6 +177,21 @@ resource site 'Microsoft.Web/sites@2025-03-01' = {
         value: setting.value
       })
     }
+  }
+}
+
+// The Functions host's logs (FunctionAppLogs) to Log Analytics, next to the telemetry the app
+// sends to Application Insights.
+resource siteDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: site
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'FunctionAppLogs', enabled: true }
+    ]
   }
 }
 

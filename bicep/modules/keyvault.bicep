@@ -19,7 +19,11 @@ param appInsightsName string
 @description('Name of the secret holding the Application Insights connection string.')
 param appInsightsSecretName string
 
+@description('"Disabled" with the private networking option: the Function App reaches the vault through its private endpoint; APIM (not in the VNet) reads its Key Vault–backed named values as a trusted Microsoft service with its system-assigned identity (bypass: AzureServices).')
 param publicNetworkAccess 'Enabled' | 'Disabled' = 'Enabled'
+
+@description('Log Analytics workspace the vault\'s resource logs go to.')
+param workspaceId string
 
 param enablePurgeProtection bool = true
 
@@ -53,6 +57,7 @@ resource givenSecrets 'Microsoft.KeyVault/vaults/secrets@2026-02-01' = [
   for secret in items(secrets): {
     parent: vault
     name: secret.key
+    tags: tags
     properties: {
       value: secret.value
     }
@@ -62,8 +67,23 @@ resource givenSecrets 'Microsoft.KeyVault/vaults/secrets@2026-02-01' = [
 resource appInsightsSecret 'Microsoft.KeyVault/vaults/secrets@2026-02-01' = {
   parent: vault
   name: appInsightsSecretName
+  tags: tags
   properties: {
     value: appInsights.properties.ConnectionString
+  }
+}
+
+// Every data-plane access (secret reads by the app and APIM, writes by the deployment).
+resource vaultDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: vault
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'AuditEvent', enabled: true }
+    ]
   }
 }
 

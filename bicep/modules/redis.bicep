@@ -22,6 +22,9 @@ param sku redisSku = 'Balanced_B0'
 param highAvailability bool = true
 param publicNetworkAccess 'Enabled' | 'Disabled' = 'Enabled'
 
+@description('Log Analytics workspace the database\'s resource logs go to.')
+param workspaceId string
+
 resource cluster 'Microsoft.Cache/redisEnterprise@2025-07-01' = {
   name: name
   location: location
@@ -49,6 +52,20 @@ resource database 'Microsoft.Cache/redisEnterprise/databases@2025-07-01' = {
       aofEnabled: true
       aofFrequency: '1s'
     }
+  }
+}
+
+// Azure Managed Redis logs per database: connections, Entra ID authentications, disconnections.
+resource databaseDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: database
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'ConnectionEvents', enabled: true }
+    ]
   }
 }
 

@@ -17,6 +17,9 @@ param deploymentContainerName string = 'app-package'
 @description('Public network access; "Disabled" needs the private networking option.')
 param publicNetworkAccess 'Enabled' | 'Disabled' = 'Enabled'
 
+@description('Log Analytics workspace the blob service\'s resource logs go to.')
+param workspaceId string
+
 // The app's containers, as shared/contracts/storage.ts names them (a test compares them).
 var blobContainers = {
   reports: 'reports'
@@ -60,6 +63,24 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2026-04-01'
       enabled: true
       days: 7
     }
+  }
+}
+
+// Resource logs of the blob service (reports, spool, quarantine, the runtime's blobs). The queue
+// and table services are not logged: the Functions runtime and the Durable task hub poll them
+// continuously, which would be mostly noise at a cost. Metrics stay in Azure Monitor Metrics.
+resource blobDiagnostics 'microsoft.insights/diagnosticSettings@2016-09-01' = {
+  name: 'service'
+  scope: blobService
+  location: location
+  tags: tags
+  properties: {
+    workspaceId: workspaceId
+    logs: [
+      { category: 'StorageRead', enabled: true }
+      { category: 'StorageWrite', enabled: true }
+      { category: 'StorageDelete', enabled: true }
+    ]
   }
 }
 

@@ -9,7 +9,8 @@ import {
 import { REQUIRED_SETTING_GROUPS, REQUIRED_SETTING_NAMES, SETTINGS } from '../../shared/contracts/settings';
 import { BLOB_CONTAINERS, COSMOS_CONTAINERS, COSMOS_DATABASE } from '../../shared/contracts/storage';
 import type { BicepFile, BicepObject, BicepResource, BicepValue } from './bicep-ast';
-import { BicepExpression, parseBicep } from './bicep-ast';
+import { allResources, BicepExpression, bicepText, parseBicep } from './bicep-ast';
+import { loadVendoredTypes } from './bicep-types';
 
 /**
  * The Bicep templates against the contracts: app settings, APIM APIs, policies and named values,
@@ -74,16 +75,6 @@ function text(value: BicepValue | undefined): string {
   if (value instanceof BicepExpression) return value.text;
   if (typeof value === 'string') return value;
   return JSON.stringify(plain(value ?? null));
-}
-
-function allResources(file: BicepFile): BicepResource[] {
-  const out: BicepResource[] = [];
-  const walk = (r: BicepResource) => {
-    out.push(r);
-    r.children.forEach(walk);
-  };
-  file.resources.forEach(walk);
-  return out;
 }
 
 function resourcesOfType(file: BicepFile, type: string): BicepResource[] {
@@ -352,5 +343,354 @@ describe('alerts', () => {
     );
     expect(markers.length).toBeGreaterThan(3);
     expect(markers.filter((marker) => !code.includes(marker))).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostic settings, tags, private networking.
+
+/** Every resource declared (not `existing`) in any template, with the file it is in. */
+function declaredResources(): Array<{ file: BicepFile; resource: BicepResource }> {
+  return [...files.values()].flatMap((file) =>
+    allResources(file)
+      .filter((r) => !r.existing)
+      .map((resource) => ({ file, resource })),
+  );
+}
+
+const lower = (s: string): string => s.toLowerCase();
+
+/**
+ * Resource log categories per resource type, as Azure Monitor documents them ("Supported logs
+ * for <type>", learn.microsoft.com/azure/azure-monitor/reference/supported-logs/): `required`
+ * must be sent, `documented` are the categories that exist (anything else is a typo the
+ * diagnostic settings API would reject).
+ */
+const RESOURCE_LOGS: Record<string, { required: string[]; documented: string[] }> = {
+  'Microsoft.Web/sites': {
+    required: ['FunctionAppLogs'],
+    documented: [
+      'FunctionAppLogs',
+      'AppServiceAuthenticationLogs',
+      'AppServiceHTTPLogs',
+      'AppServiceConsoleLogs',
+      'AppServiceAppLogs',
+      'AppServiceAuditLogs',
+      'AppServiceIPSecAuditLogs',
+      'AppServicePlatformLogs',
+    ],
+  },
+  'Microsoft.ApiManagement/service': {
+    required: ['GatewayLogs', 'GatewayLlmLogs'],
+    documented: [
+      'GatewayLogs',
+      'GatewayLlmLogs',
+      'GatewayMCPLogs',
+      'WebSocketConnectionLogs',
+      'DeveloperPortalAuditLogs',
+    ],
+  },
+  'Microsoft.DocumentDB/databaseAccounts': {
+    required: ['DataPlaneRequests', 'ControlPlaneRequests'],
+    documented: [
+      'DataPlaneRequests',
+      'ControlPlaneRequests',
+      'QueryRuntimeStatistics',
+      'PartitionKeyStatistics',
+      'PartitionKeyRUConsumption',
+      'DataPlaneRequests5M',
+      'DataPlaneRequests15M',
+    ],
+  },
+  'Microsoft.KeyVault/vaults': {
+    required: ['AuditEvent'],
+    documented: ['AuditEvent', 'AzurePolicyEvaluationDetails'],
+  },
+  'Microsoft.Storage/storageAccounts/blobServices': {
+    required: ['StorageWrite', 'StorageDelete'],
+    documented: ['StorageRead', 'StorageWrite', 'StorageDelete'],
+  },
+  'Microsoft.CognitiveServices/accounts': {
+    required: ['Audit', 'RequestResponse'],
+    documented: ['Audit', 'RequestResponse', 'Trace', 'AzureOpenAIRequestUsage'],
+  },
+  'Microsoft.Cache/redisEnterprise/databases': {
+    required: ['ConnectionEvents'],
+    documented: ['ConnectionEvents'],
+  },
+};
+
+/** Types of the deployment without a diagnostic setting, each with the reason. */
+const NO_RESOURCE_LOGS: Record<string, string> = {
+  'Microsoft.OperationalInsights/workspaces': 'the destination itself',
+  'Microsoft.Insights/components': 'workspace-based: its telemetry is in the workspace already',
+  'Microsoft.Web/serverfarms': "Flex Consumption plan: the app's logs are collected on the site",
+  'Microsoft.Storage/storageAccounts': 'no resource logs at account level (they are per service)',
+  'Microsoft.Cache/redisEnterprise': 'resource logs are on the database',
+  'Microsoft.Network/virtualNetworks': 'only VM protection alerts (no VMs here)',
+  'Microsoft.Network/privateEndpoints': 'metrics only',
+  'Microsoft.Network/privateDnsZones': 'no resource logs',
+  'Microsoft.ManagedIdentity/userAssignedIdentities': 'no resource logs',
+  'Microsoft.Insights/actionGroups': 'no resource logs',
+  'Microsoft.Insights/scheduledQueryRules': 'alert history is in the activity log',
+  'Microsoft.Insights/workbooks': 'no resource logs',
+  'Microsoft.Insights/diagnosticSettings': 'the settings themselves',
+  'Microsoft.Authorization/roleAssignments': 'in the activity log',
+};
+
+/** Child resource types (a `/` past the first segment) have no diagnostic settings of their own unless listed. */
+function isChildType(type: string): boolean {
+  return type.split('/').length > 2;
+}
+
+describe('diagnostic settings', () => {
+  const isDiagnosticSetting = (r: BicepResource): boolean =>
+    lower(r.type) === lower('Microsoft.Insights/diagnosticSettings');
+
+  it('every resource type of the deployment is classified: resource logs sent, or why not', () => {
+    const known = new Set([...Object.keys(RESOURCE_LOGS), ...Object.keys(NO_RESOURCE_LOGS)].map(lower));
+    const unclassified = declaredResources()
+      .map(({ resource }) => resource.type)
+      .filter((type) => !known.has(lower(type)) && (!isChildType(type) || /\/blobServices$/i.test(type)));
+    expect([...new Set(unclassified)]).toEqual([]);
+  });
+
+  it('every resource with resource logs has a diagnostic setting to the workspace with documented categories', () => {
+    const main = files.get(join(bicepDir, 'main.bicep'));
+    const monitoring = module('monitoring.bicep');
+    const workspaceOutput = monitoring.outputs.find((o) => o.name === 'workspaceId');
+    expect(bicepText(workspaceOutput?.value)).toBe('workspace.id');
+
+    const covered = declaredResources().filter(
+      ({ resource }) => lower(resource.type) in lowerKeys(RESOURCE_LOGS),
+    );
+    // Function App, APIM, Cosmos DB, Key Vault, blob service, OpenAI + Speech, Redis database.
+    expect(covered.length).toBeGreaterThanOrEqual(8);
+    for (const { file, resource } of covered) {
+      const where = `${file.path}: ${resource.symbolicName}`;
+      const settings = allResources(file).filter(
+        (r) => isDiagnosticSetting(r) && bicepText(r.body.scope) === resource.symbolicName,
+      );
+      expect({ where, settings: settings.length }).toEqual({ where, settings: 1 });
+      const setting = settings[0] as BicepResource;
+      // The GA API (2016-09-01) names the setting 'service'.
+      expect(setting.body.name).toBe('service');
+      const properties = setting.body.properties as BicepObject;
+      expect({ where, workspaceId: bicepText(properties.workspaceId) }).toEqual({
+        where,
+        workspaceId: 'workspaceId',
+      });
+      const logs = properties.logs;
+      if (!Array.isArray(logs)) throw new Error(`${where}: logs is not a literal list`);
+      const categories = logs.map((l) => (isObject(l) ? l.category : undefined));
+      expect(logs.every((l) => isObject(l) && l.enabled === true)).toBe(true);
+      const expected = lowerKeys(RESOURCE_LOGS)[lower(resource.type)];
+      expect({ where, missing: expected?.required.filter((c) => !categories.includes(c)) }).toEqual({
+        where,
+        missing: [],
+      });
+      expect({
+        where,
+        undocumented: categories.filter((c) => typeof c !== 'string' || !expected?.documented.includes(c)),
+      }).toEqual({ where, undocumented: [] });
+
+      // The module's workspaceId is the monitoring module's workspace.
+      const call = main?.modules.find((m) => file.path.endsWith(m.path.replace(/^\.\//, '')));
+      expect({ where, workspaceId: bicepText(call?.params.workspaceId) }).toEqual({
+        where,
+        workspaceId: 'monitoring.outputs.workspaceId',
+      });
+    }
+  });
+});
+
+function lowerKeys<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [lower(k), v]));
+}
+
+describe('tags', () => {
+  const vendored = loadVendoredTypes();
+
+  /** True when Azure's type definition of the resource has a writable `tags` property. */
+  function taggable(resource: BicepResource): boolean | undefined {
+    const def = vendored.resources.get(lower(`${resource.type}@${resource.apiVersion ?? ''}`));
+    if (!def) return undefined;
+    const node = def.types[def.body];
+    const writableTags = (props: Record<string, { flags: number }> | undefined): boolean => {
+      const tags = props?.tags;
+      return tags !== undefined && (tags.flags & 2) === 0;
+    };
+    if (node?.$type === 'ObjectType') return writableTags(node.properties);
+    if (node?.$type === 'DiscriminatedObjectType') {
+      if (writableTags(node.baseProperties)) return true;
+      return Object.values(node.elements).some((ref) => {
+        const variant = def.types[Number(ref.$ref.slice(2))];
+        return variant?.$type === 'ObjectType' && writableTags(variant.properties);
+      });
+    }
+    return false;
+  }
+
+  it('every taggable resource sets the tags it is given', () => {
+    const untagged: string[] = [];
+    let checked = 0;
+    for (const { file, resource } of declaredResources()) {
+      if (!taggable(resource)) continue;
+      checked++;
+      if (bicepText(resource.body.tags) !== 'tags') untagged.push(`${file.path}: ${resource.symbolicName}`);
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(untagged).toEqual([]);
+  });
+
+  it("main.bicep passes its tags to every module that takes them, with the deployment's own", () => {
+    const main = files.get(join(bicepDir, 'main.bicep'));
+    expect(main).toBeDefined();
+    expect(bicepText(variable(main as BicepFile, 'allTags'))).toMatch(/^union\(tags, \{[\s\S]*application:/);
+    const wrong = (main?.modules ?? [])
+      .filter((m) => {
+        const target = files.get(join(bicepDir, m.path));
+        return target?.params.some((p) => p.name === 'tags');
+      })
+      .filter((m) => bicepText(m.params.tags) !== 'allTags')
+      .map((m) => m.symbolicName);
+    expect(wrong).toEqual([]);
+  });
+});
+
+describe('private networking', () => {
+  /**
+   * Data-plane dependencies of the Function App: resource type -> the private link group ids
+   * (sub-resources) it needs an endpoint for, and the private DNS zone of each.
+   */
+  const PRIVATE_LINK: Record<string, Record<string, RegExp[]>> = {
+    'Microsoft.Storage/storageAccounts': {
+      blob: [/^privatelink\.blob\.\$\{environment\(\)\.suffixes\.storage\}$/],
+      queue: [/^privatelink\.queue\.\$\{environment\(\)\.suffixes\.storage\}$/],
+      table: [/^privatelink\.table\.\$\{environment\(\)\.suffixes\.storage\}$/],
+    },
+    'Microsoft.DocumentDB/databaseAccounts': { Sql: [/^privatelink\.documents\.azure\.com$/] },
+    'Microsoft.Cache/redisEnterprise': { redisEnterprise: [/^privatelink\.redis\.azure\.net$/] },
+    'Microsoft.KeyVault/vaults': { vault: [/^privatelink\.vaultcore\.azure\.net$/] },
+    'Microsoft.CognitiveServices/accounts': { account: [/^privatelink\.cognitiveservices\.azure\.com$/] },
+  };
+
+  let main: BicepFile;
+  let network: BicepFile;
+  let endpoints: BicepObject[];
+  let zones: Record<string, string>;
+
+  beforeAll(() => {
+    main = files.get(join(bicepDir, 'main.bicep')) as BicepFile;
+    network = module('network.bicep');
+    const call = main.modules.find((m) => m.path.endsWith('network.bicep'));
+    expect(call?.condition).toBe('privateNetworking');
+    const list = call?.params.privateEndpoints;
+    if (!Array.isArray(list) || !list.every(isObject))
+      throw new Error('privateEndpoints is not a literal list');
+    endpoints = list;
+    zones = Object.fromEntries(
+      // Interpolated names come back as their source text, quotes included.
+      Object.entries(objectVariable(network, 'dnsZones')).map(([k, v]) => [
+        k,
+        bicepText(v).replace(/^'|'$/g, ''),
+      ]),
+    );
+  });
+
+  it('is an option, off by default', () => {
+    const param = main.params.find((p) => p.name === 'privateNetworking');
+    expect(param?.type).toBe('bool');
+    expect(param?.defaultValue).toBe(false);
+  });
+
+  it('every data-plane dependency has a private endpoint per sub-resource, with its DNS zone', () => {
+    const missing: string[] = [];
+    let targets = 0;
+    for (const call of main.modules) {
+      const file = files.get(join(bicepDir, call.path));
+      if (!file) continue;
+      for (const resource of allResources(file).filter((r) => !r.existing)) {
+        const groups = lowerKeys(PRIVATE_LINK)[lower(resource.type)];
+        if (!groups) continue;
+        targets++;
+        const output = file.outputs.find((o) => bicepText(o.value) === `${resource.symbolicName}.id`);
+        const ref = `${call.symbolicName}.outputs.${output?.name ?? '?'}`;
+        for (const [groupId, zonePatterns] of Object.entries(groups)) {
+          const endpoint = endpoints.find((e) => bicepText(e.resourceId) === ref && e.groupId === groupId);
+          if (!endpoint) {
+            missing.push(`${ref} (${groupId}): no private endpoint`);
+            continue;
+          }
+          const names = stringList(endpoint.zones as BicepValue).map((z) => zones[z] ?? `unknown zone ${z}`);
+          for (const pattern of zonePatterns) {
+            if (!names.some((n) => pattern.test(n))) missing.push(`${ref} (${groupId}): no zone ${pattern}`);
+          }
+        }
+      }
+    }
+    // Storage, Cosmos DB, Redis, Key Vault, Azure OpenAI, Speech.
+    expect(targets).toBe(6);
+    expect(missing).toEqual([]);
+    // Azure OpenAI's endpoint host (*.openai.azure.com) needs its own zone too.
+    const openAi = endpoints.find((e) => bicepText(e.resourceId) === 'ai.outputs.openAiId');
+    expect(stringList(openAi?.zones as BicepValue).map((z) => zones[z])).toContain(
+      'privatelink.openai.azure.com',
+    );
+  });
+
+  it('every endpoint registers in its zones (privateDnsZoneGroups) and every zone is linked to the VNet', () => {
+    const [peResource] = resourcesOfType(network, 'Microsoft.Network/privateEndpoints');
+    expect(peResource?.loop?.source).toBe('privateEndpoints');
+    const [groups] = resourcesOfType(network, 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups');
+    expect(groups?.loop?.source).toBe('privateEndpoints');
+    expect(bicepText(groups?.body.parent)).toBe('endpoints[i]');
+    expect(bicepText((groups?.body.properties as BicepObject).privateDnsZoneConfigs)).toMatch(
+      /map\(endpoint\.zones,[\s\S]*privateDnsZoneId: resourceId\('Microsoft\.Network\/privateDnsZones', dnsZones\[zone\]\)/,
+    );
+    const [dnsZones] = resourcesOfType(network, 'Microsoft.Network/privateDnsZones');
+    expect(dnsZones?.loop?.source).toBe('items(dnsZones)');
+    const [links] = resourcesOfType(network, 'Microsoft.Network/privateDnsZones/virtualNetworkLinks');
+    expect(links?.loop?.source).toBe('items(dnsZones)');
+    expect(bicepText(((links?.body.properties as BicepObject).virtualNetwork as BicepObject).id)).toBe(
+      'vnet.id',
+    );
+  });
+
+  it('disables public network access on those resources when the option is on', () => {
+    expect(bicepText(variable(main, 'dataPublicNetworkAccess'))).toBe(
+      "privateNetworking ? 'Disabled' : 'Enabled'",
+    );
+    const wrong: string[] = [];
+    for (const call of main.modules) {
+      const file = files.get(join(bicepDir, call.path));
+      if (!file) continue;
+      const targets = allResources(file).filter(
+        (r) => !r.existing && lower(r.type) in lowerKeys(PRIVATE_LINK),
+      );
+      if (targets.length === 0) continue;
+      if (bicepText(call.params.publicNetworkAccess) !== 'dataPublicNetworkAccess') {
+        wrong.push(`${call.symbolicName}: publicNetworkAccess not passed`);
+      }
+      for (const r of targets) {
+        const value = (r.body.properties as BicepObject).publicNetworkAccess;
+        if (bicepText(value) !== 'publicNetworkAccess') wrong.push(`${file.path}: ${r.symbolicName}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('integrates the Function App with the VNet (Flex Consumption: delegated subnet)', () => {
+    const call = main.modules.find((m) => m.path.endsWith('functionapp.bicep'));
+    expect(bicepText(call?.params.virtualNetworkSubnetId)).toBe(
+      "privateNetworking ? network.outputs.functionsSubnetId : ''",
+    );
+    const [site] = resourcesOfType(module('functionapp.bicep'), 'Microsoft.Web/sites');
+    expect(bicepText((site?.body.properties as BicepObject).virtualNetworkSubnetId)).toContain(
+      'virtualNetworkSubnetId',
+    );
+    const [vnet] = resourcesOfType(network, 'Microsoft.Network/virtualNetworks');
+    const subnets = (vnet?.body.properties as BicepObject).subnets;
+    expect(JSON.stringify(plain(subnets ?? null))).toContain('"serviceName":"Microsoft.App/environments"');
   });
 });
