@@ -1,13 +1,8 @@
-import { Cluster } from 'ioredis';
-import type { RedisCluster } from '../../../local/services/redis-cluster';
-import { startRedisCluster } from '../../../local/services/redis-cluster';
 import type { RedisServer } from '../../../local/services/redis';
 import { RedisUsageBuffer, usageKeys } from '../../../shared/adapters/redis-usage-buffer';
-import type { SpooledUsage } from '../../../shared/chargeback/ports';
-import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { WINDOW_MS } from '../../../shared/contracts/window';
-import type { UsageSpool } from '../../../shared/metering/usage-recorder';
 import { UsageRecorder } from '../../../shared/metering/usage-recorder';
+import { MemorySpool, noSpooledUsage, useRedisCluster } from '../../fixtures/stores';
 import { usageEvent } from '../../fixtures/usage';
 
 /**
@@ -20,49 +15,18 @@ import { usageEvent } from '../../fixtures/usage';
 
 jest.setTimeout(120_000);
 
-let cluster: RedisCluster;
-let client: Cluster;
-
-beforeAll(async () => {
-  cluster = await startRedisCluster(3, 1);
-  client = new Cluster([...cluster.seeds], {
-    enableOfflineQueue: false,
-    redisOptions: { maxRetriesPerRequest: 0, connectTimeout: 2000 },
-  });
-  client.on('error', () => undefined);
-  await new Promise<void>((resolve) => client.once('ready', () => resolve()));
-});
-afterAll(async () => {
-  client?.disconnect();
-  await cluster?.stop();
-});
-
-const noSpooledUsage: SpooledUsage = {
-  windows: () => Promise.resolve([]),
-  names: async function* () {},
-  read: () => Promise.reject(new Error('nothing is spooled')),
-  delete: () => Promise.resolve(),
-  holds: () => Promise.resolve(false),
-};
-
-class MemorySpool implements UsageSpool {
-  readonly events = new Map<string, UsageEvent>();
-  write(event: UsageEvent): Promise<void> {
-    this.events.set(event.id, event);
-    return Promise.resolve();
-  }
-}
+const t = useRedisCluster(3, 1);
 
 async function role(node: RedisServer): Promise<string> {
-  return /role:(\w+)/.exec(await cluster.command(node, 'INFO', 'replication'))?.[1] ?? 'unknown';
+  return /role:(\w+)/.exec(await t.cluster.command(node, 'INFO', 'replication'))?.[1] ?? 'unknown';
 }
 
 it('loses no usage while a replica takes over its master (CLUSTER FAILOVER) under load', async () => {
-  const roles = await Promise.all(cluster.nodes.map(role));
-  const replica = cluster.nodes[roles.indexOf('slave')];
+  const roles = await Promise.all(t.cluster.nodes.map(role));
+  const replica = t.cluster.nodes[roles.indexOf('slave')];
   if (!replica) throw new Error(`no replica among the nodes: ${roles.join(', ')}`);
 
-  const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { readyTimeoutMs: 2000 });
+  const buffer = new RedisUsageBuffer(() => t.client, noSpooledUsage, { readyTimeoutMs: 2000 });
   const spool = new MemorySpool();
   const recorder = new UsageRecorder(buffer, spool, { redisTimeoutMs: 1000, spoolTimeoutMs: 500 });
   const first = Date.now() - 24 * 3600_000 - 60 * WINDOW_MS;
@@ -83,7 +47,7 @@ it('loses no usage while a replica takes over its master (CLUSTER FAILOVER) unde
   // A manual failover that does not complete in time (its election timed out) is asked for again,
   // as an operator would.
   for (let attempt = 0; attempt < 4 && (await role(replica)) !== 'master'; attempt++) {
-    expect(await cluster.command(replica, 'CLUSTER', 'FAILOVER')).toMatch(/OK/);
+    expect(await t.cluster.command(replica, 'CLUSTER', 'FAILOVER')).toMatch(/OK/);
     for (let i = 0; i < 100 && (await role(replica)) !== 'master'; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -93,9 +57,9 @@ it('loses no usage while a replica takes over its master (CLUSTER FAILOVER) unde
   expect(written).toBe(events.length);
 
   const inRedis = new Set<string>();
-  for (const node of client.nodes('master')) {
+  for (const node of t.client.nodes('master')) {
     for (const key of await node.keys(usageKeys.pattern)) {
-      if (key.endsWith(':events')) for (const id of await client.hkeys(key)) inRedis.add(id);
+      if (key.endsWith(':events')) for (const id of await t.client.hkeys(key)) inRedis.add(id);
     }
   }
   expect(events.filter((e) => !inRedis.has(e.id) && !spool.events.has(e.id)).map((e) => e.id)).toEqual([]);

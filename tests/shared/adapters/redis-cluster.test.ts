@@ -1,13 +1,9 @@
-import { Cluster } from 'ioredis';
-import type { RedisCluster } from '../../../local/services/redis-cluster';
-import { startRedisCluster } from '../../../local/services/redis-cluster';
 import { RedisBudgetLedger } from '../../../shared/adapters/redis-budget';
 import { RedisUsageBuffer, usageKeys } from '../../../shared/adapters/redis-usage-buffer';
-import type { SpooledUsage } from '../../../shared/chargeback/ports';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { WINDOW_MS, windowId } from '../../../shared/contracts/window';
-import type { UsageSpool } from '../../../shared/metering/usage-recorder';
 import { UsageRecorder } from '../../../shared/metering/usage-recorder';
+import { MemorySpool, noSpooledUsage, useRedisCluster } from '../../fixtures/stores';
 import { usageEvent } from '../../fixtures/usage';
 
 /**
@@ -20,38 +16,7 @@ import { usageEvent } from '../../fixtures/usage';
 
 jest.setTimeout(120_000);
 
-let cluster: RedisCluster;
-let client: Cluster;
-
-beforeAll(async () => {
-  cluster = await startRedisCluster(3);
-  client = new Cluster([...cluster.seeds], {
-    enableOfflineQueue: false,
-    redisOptions: { maxRetriesPerRequest: 0, connectTimeout: 2000 },
-  });
-  client.on('error', () => undefined);
-  await new Promise<void>((resolve) => client.once('ready', () => resolve()));
-});
-afterAll(async () => {
-  client?.disconnect();
-  await cluster?.stop();
-});
-
-const noSpooledUsage: SpooledUsage = {
-  windows: () => Promise.resolve([]),
-  names: async function* () {},
-  read: () => Promise.reject(new Error('nothing is spooled')),
-  delete: () => Promise.resolve(),
-  holds: () => Promise.resolve(false),
-};
-
-class MemorySpool implements UsageSpool {
-  readonly events = new Map<string, UsageEvent>();
-  write(event: UsageEvent): Promise<void> {
-    this.events.set(event.id, event);
-    return Promise.resolve();
-  }
-}
+const t = useRedisCluster(3);
 
 /** Events in `windows` consecutive windows, ending a day ago (all closed). */
 function eventsInWindows(windows: number, perWindow: number): UsageEvent[] {
@@ -65,11 +30,13 @@ function eventsInWindows(windows: number, perWindow: number): UsageEvent[] {
 }
 
 async function keysPerMaster(): Promise<number[]> {
-  return Promise.all(client.nodes('master').map(async (node) => (await node.keys(usageKeys.pattern)).length));
+  return Promise.all(
+    t.client.nodes('master').map(async (node) => (await node.keys(usageKeys.pattern)).length),
+  );
 }
 
 it('writes, finds, claims, reads and releases windows spread over every master', async () => {
-  const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { readyTimeoutMs: 2000 });
+  const buffer = new RedisUsageBuffer(() => t.client, noSpooledUsage, { readyTimeoutMs: 2000 });
   const events = eventsInWindows(12, 5);
   for (const event of events) await buffer.write(event, AbortSignal.timeout(2000));
   // A window's keys share a slot; different windows land on different masters.
@@ -96,7 +63,7 @@ it('writes, finds, claims, reads and releases windows spread over every master',
 });
 
 it('keeps budget ledgers per department in one slot: reserve and settle work on the cluster', async () => {
-  const ledger = new RedisBudgetLedger(() => client, { readyTimeoutMs: 2000 });
+  const ledger = new RedisBudgetLedger(() => t.client, { readyTimeoutMs: 2000 });
   for (const department of ['research', 'marketing', 'customer-support', 'finance', 'engineering']) {
     const granted = await ledger.reserve({
       department,
@@ -123,19 +90,21 @@ it('keeps budget ledgers per department in one slot: reserve and settle work on 
 });
 
 it('loses no usage while slots move between masters under load: each event is in Redis or the spool', async () => {
-  const buffer = new RedisUsageBuffer(() => client, noSpooledUsage, { readyTimeoutMs: 2000 });
+  const buffer = new RedisUsageBuffer(() => t.client, noSpooledUsage, { readyTimeoutMs: 2000 });
   const spool = new MemorySpool();
   const recorder = new UsageRecorder(buffer, spool, { redisTimeoutMs: 1000, spoolTimeoutMs: 500 });
   const events = eventsInWindows(40, 10);
   const [from, to] = await Promise.all(
-    cluster.nodes.slice(0, 2).map(async (node) => (await cluster.command(node, 'CLUSTER', 'MYID')).trim()),
+    t.cluster.nodes
+      .slice(0, 2)
+      .map(async (node) => (await t.cluster.command(node, 'CLUSTER', 'MYID')).trim()),
   );
-  const first = `127.0.0.1:${cluster.nodes[0]?.port ?? 0}`;
+  const first = `127.0.0.1:${t.cluster.nodes[0]?.port ?? 0}`;
   /** The slots the first master serves, from `redis-cli --cluster info`. */
   const slotsOfFirst = async (): Promise<number> =>
     Number(
       new RegExp(`${first} \\([0-9a-f]+\\.*\\) -> \\d+ keys \\| (\\d+) slots`).exec(
-        await cluster.cli('info', first),
+        await t.cluster.cli('info', first),
       )?.[1],
     );
   const slotsBefore = await slotsOfFirst();
@@ -148,7 +117,7 @@ it('loses no usage while slots move between masters under load: each event is in
     }
   })();
   // Move a third of the slots from the first master to the second while the events are written.
-  await cluster.cli(
+  await t.cluster.cli(
     'reshard',
     first,
     '--cluster-from',
@@ -164,14 +133,14 @@ it('loses no usage while slots move between masters under load: each event is in
   expect(await slotsOfFirst()).toBe(slotsBefore - 2000);
 
   const inRedis = new Set<string>();
-  for (const node of client.nodes('master')) {
+  for (const node of t.client.nodes('master')) {
     for (const key of await node.keys(usageKeys.pattern)) {
-      if (key.endsWith(':events')) for (const id of await client.hkeys(key)) inRedis.add(id);
+      if (key.endsWith(':events')) for (const id of await t.client.hkeys(key)) inRedis.add(id);
     }
   }
   expect(events.filter((e) => !inRedis.has(e.id) && !spool.events.has(e.id)).map((e) => e.id)).toEqual([]);
   // The cluster still agrees on every slot afterwards.
-  expect(await cluster.cli('check', `127.0.0.1:${cluster.nodes[0]?.port ?? 0}`)).toMatch(
+  expect(await t.cluster.cli('check', `127.0.0.1:${t.cluster.nodes[0]?.port ?? 0}`)).toMatch(
     /All 16384 slots covered/,
   );
 });

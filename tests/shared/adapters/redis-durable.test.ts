@@ -2,11 +2,11 @@ import { Redis } from 'ioredis';
 import type { RedisServer } from '../../../local/services/redis';
 import { startRedis } from '../../../local/services/redis';
 import { RedisUsageBuffer, usageKeys } from '../../../shared/adapters/redis-usage-buffer';
-import type { SpooledUsage } from '../../../shared/chargeback/ports';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { windowId } from '../../../shared/contracts/window';
-import type { RecordOutcome, UsageSpool } from '../../../shared/metering/usage-recorder';
+import type { RecordOutcome } from '../../../shared/metering/usage-recorder';
 import { UsageRecorder } from '../../../shared/metering/usage-recorder';
+import { MemorySpool, noSpooledUsage } from '../../fixtures/stores';
 import { usageEvent } from '../../fixtures/usage';
 
 /**
@@ -37,23 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.allSettled([primary?.stop(), replica?.stop()]);
 });
-
-/** The spool the recorder falls back to, in memory (the Blob spool has its own tests). */
-class MemorySpool implements UsageSpool {
-  readonly events = new Map<string, UsageEvent>();
-  write(event: UsageEvent): Promise<void> {
-    this.events.set(event.id, event);
-    return Promise.resolve();
-  }
-}
-
-const noSpooledUsage: SpooledUsage = {
-  windows: () => Promise.resolve([]),
-  names: async function* () {},
-  read: () => Promise.reject(new Error('nothing is spooled')),
-  delete: () => Promise.resolve(),
-  holds: () => Promise.resolve(false),
-};
 
 it('loses no acknowledged usage write when the primary is killed and its replica promoted', async () => {
   // The client as the composition root builds it.
