@@ -5,6 +5,7 @@ import type { AppConfig } from '../config/settings';
 import type { Probe } from './health';
 import { ProbeError } from './health';
 import { whenRedisReady } from './redis-ready';
+import { speechUrl } from './speech-upstream';
 
 /** What the probes reach: the app's own clients, so a probe tests the connections the app uses. */
 export interface ProbeTargets {
@@ -41,9 +42,9 @@ export function dependencyProbes(app: ProbeTargets): Record<string, Probe> {
       await expectOk(`${config.openai.endpoint}/openai/models?api-version=${version}`, headers, signal);
     },
     azureSpeech: async (signal) => {
-      const base = config.speech.endpoint ?? `https://${config.speech.region}.tts.speech.microsoft.com`;
       const headers = await app.speechAuthHeaders();
-      await expectOk(`${base}/cognitiveservices/voices/list`, headers, signal);
+      const url = speechUrl(config.speech, 'tts', '/cognitiveservices/voices/list', 'https');
+      await expectOk(url.toString(), headers, signal);
     },
   };
 }

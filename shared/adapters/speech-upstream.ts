@@ -115,8 +115,13 @@ export class SdkSpeechUpstream implements SpeechUpstream {
   ): Promise<Record<string, unknown>> {
     const auth = await this.restAuthHeaders();
     const { timeoutMs } = this.target;
-    const base = this.target.endpoint ?? `https://${this.target.region}.stt.speech.microsoft.com`;
-    const url = `${base}/speech/recognition/conversation/cognitiveservices/v1?language=${encodeURIComponent(language)}&format=${format}`;
+    const url = speechUrl(
+      this.target,
+      'stt',
+      '/speech/recognition/conversation/cognitiveservices/v1',
+      'https',
+    );
+    url.search = new URLSearchParams({ language, format }).toString();
     let status: number;
     let headers: IncomingHttpHeaders;
     let text: string;
@@ -310,9 +315,34 @@ export class SdkSpeechUpstream implements SpeechUpstream {
       service === 'stt'
         ? '/speech/recognition/conversation/cognitiveservices/v1'
         : '/cognitiveservices/websocket/v1';
-    if (this.target.endpoint) return new URL(path, this.target.endpoint.replace(/^http/, 'ws'));
-    return new URL(`wss://${this.target.region}.${service}.speech.microsoft.com${path}`);
+    return speechUrl(this.target, service, path, 'wss');
   }
+}
+
+/** Azure AI services custom domains (public cloud, US Government, China). */
+function isCustomDomainHost(hostname: string): boolean {
+  return /\.cognitiveservices\.azure\.(com|us|cn)$/i.test(hostname);
+}
+
+/**
+ * The URL of a Speech path for a service: on a regional endpoint `{region}.{service}.speech.microsoft.com`;
+ * on a custom domain (`*.cognitiveservices.azure.com`, as private endpoints require) the service is
+ * the first element of the path, as Microsoft's private-endpoint guide prescribes; any other
+ * endpoint (the local simulator, a proxy) is used as given. `wss` turns http(s) into ws(s).
+ */
+export function speechUrl(
+  target: { endpoint?: string; region?: string },
+  service: 'stt' | 'tts',
+  path: string,
+  protocol: 'https' | 'wss',
+): URL {
+  const base = target.endpoint
+    ? new URL(target.endpoint)
+    : new URL(`https://${target.region ?? ''}.${service}.speech.microsoft.com`);
+  const prefix = isCustomDomainHost(base.hostname) ? `/${service}` : '';
+  const url = new URL(`${base.pathname.replace(/\/$/, '')}${prefix}${path}`, base);
+  if (protocol === 'wss') url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
+  return url;
 }
 
 /** Azure Speech's regional hosts (public cloud, US Government, China); any other is a custom domain. */
