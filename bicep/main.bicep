@@ -40,7 +40,10 @@ param apimCapacity int = 1
 param publisherEmail string
 param publisherName string
 
+@description('Entra ID: the token audience (application ID URI) and the client app. With createAppRegistration, entra.audience is the application ID URI the created app registration gets.')
 param entra entraSettings
+@description('Create the chargeback API\'s Entra ID app registration (app roles, application ID URI) and its service principal with the Microsoft Graph Bicep extension (modules/entra-app.bicep). The deployer then needs Application.ReadWrite.All in Entra ID (docs/deploy.md). Off: the app registration exists already and entra names it.')
+param createAppRegistration bool = false
 param limits gatewayLimits
 
 param retention blobRetention = {
@@ -253,6 +256,24 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// The chargeback API's app registration (Microsoft Graph extension), only when asked for.
+module entraApp 'modules/entra-app.bicep' = if (createAppRegistration) {
+  name: '${deployment().name}-entra-app'
+  params: {
+    uniqueName: 'ai-${baseName}-api'
+    displayName: 'AI chargeback API (${environment})'
+    identifierUri: entra.audience
+  }
+}
+
+// What APIM validates tokens with (its named values): with createAppRegistration, the audience of
+// the app registration just created (which also makes APIM wait for it).
+var apiEntra = {
+  tenantId: entra.?tenantId
+  audience: createAppRegistration ? entraApp.outputs.audience : entra.audience
+  clientAppId: entra.clientAppId
+}
+
 module apim 'modules/apim.bicep' = {
   name: '${deployment().name}-apim'
   params: {
@@ -270,7 +291,7 @@ module apim 'modules/apim.bicep' = {
     functionAppName: functionApp.outputs.name
     functionsBaseUrl: functionApp.outputs.baseUrl
     workspaceId: monitoring.outputs.workspaceId
-    entra: entra
+    entra: apiEntra
     limits: limits
     departments: departments
     subscriptions: appSubscriptions
@@ -310,4 +331,6 @@ output speechName string = ai.outputs.speechName
 output functionIdentityPrincipalId string = identity.outputs.principalId
 output appInsightsId string = monitoring.outputs.appInsightsId
 output workspaceId string = monitoring.outputs.workspaceId
+output apiAudience string = apiEntra.audience
+output apiAppId string = createAppRegistration ? entraApp.outputs.appId : ''
 output vnetId string = privateNetworking ? network.outputs.vnetId : ''

@@ -33,6 +33,23 @@
 //     (only what the listed resource bodies reach, refs renumbered; descriptions dropped).
 //   <out>/index.json: for every listed type, every apiVersion bicep-types-az has for it (GA and
 //     preview), the newest GA one, and which versions are vendored in which file.
+//
+// MICROSOFT GRAPH (--graph)
+//   The Microsoft Graph Bicep extension's types (Microsoft.Graph/applications@v1.0, ...) are not in
+//   bicep-types-az. They come from the public repository microsoftgraph/msgraph-bicep-types, whose
+//   `generated/microsoftgraph/microsoft.graph/<graphApiVersion>/<extensionVersion>/types.json` is the
+//   same kind of type graph, shipped as the extension `br:mcr.microsoft.com/bicep/extensions/
+//   microsoftgraph/<graphApiVersion>:<extensionVersion>`.
+//        git clone --filter=blob:none --no-checkout https://github.com/microsoftgraph/msgraph-bicep-types.git
+//        node scripts/bicep-types.mjs --graph ./msgraph-bicep-types [--graph-version 1.0.0] [--templates bicep]
+//   vendors GRAPH_DEFAULT_TYPES (and the Microsoft.Graph types the templates use) from the newest
+//   release without a suffix (or --graph-version) of every Graph API version (v1.0, beta) into
+//   <out>/Microsoft.Graph@<graphApiVersion>.json, and merges them into index.json. The Graph API
+//   version `v1.0` counts as GA, `beta` does not. --source and --graph can run together or alone;
+//   each rewrites only its own files and its own entries of index.json.
+//   Vendored: microsoftgraph/msgraph-bicep-types at bc4390567a8808286eb5e48815fda8ebd6e9eea8,
+//   extension version 1.0.0.
+//
 // No dependencies beyond Node >= 20 built-ins and git.
 
 import { execFileSync } from 'node:child_process';
@@ -101,6 +118,11 @@ export const DEFAULT_TYPES = [
   'Microsoft.Resources/resourceGroups',
 ];
 
+export const GRAPH_DEFAULT_TYPES = ['Microsoft.Graph/applications', 'Microsoft.Graph/servicePrincipals'];
+const GRAPH_NAMESPACE = 'Microsoft.Graph';
+const isGraphType = (type) => lc(type).startsWith(`${lc(GRAPH_NAMESPACE)}/`);
+const isGraphFile = (fileName) => fileName.startsWith(`${GRAPH_NAMESPACE}@`);
+
 const FLAG_NAMES = {
   1: 'Required',
   2: 'ReadOnly',
@@ -109,13 +131,23 @@ const FLAG_NAMES = {
   16: 'Identifier',
 };
 
-/** True for a GA apiVersion: a bare date, no `-preview`/`-beta`/`-privatepreview` suffix. */
+/**
+ * True for a GA apiVersion: a bare date, no `-preview`/`-beta`/`-privatepreview` suffix; or a
+ * Microsoft Graph API version like `v1.0` (not `beta`).
+ */
 export function isGaApiVersion(apiVersion) {
-  return /^\d{4}-\d{2}-\d{2}$/.test(apiVersion);
+  return /^\d{4}-\d{2}-\d{2}$/.test(apiVersion) || /^v\d+\.\d+$/.test(apiVersion);
 }
 
 function parseArgs(argv) {
-  const opts = { source: undefined, out: 'tests/fixtures/bicep-types', templates: [], types: [] };
+  const opts = {
+    source: undefined,
+    graph: undefined,
+    graphVersion: undefined,
+    out: 'tests/fixtures/bicep-types',
+    templates: [],
+    types: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -124,6 +156,8 @@ function parseArgs(argv) {
       return v;
     };
     if (a === '--source') opts.source = next();
+    else if (a === '--graph') opts.graph = next();
+    else if (a === '--graph-version') opts.graphVersion = next();
     else if (a === '--out') opts.out = next();
     else if (a === '--templates') opts.templates.push(next());
     else if (a === '--help' || a === '-h') {
@@ -137,7 +171,10 @@ function parseArgs(argv) {
     } else if (a.startsWith('--')) throw new Error(`unknown option ${a}`);
     else opts.types.push(a);
   }
-  if (!opts.source) throw new Error('--source <bicep-types-az clone> is required (see --help)');
+  if (!opts.source && !opts.graph)
+    throw new Error(
+      '--source <bicep-types-az clone> and/or --graph <msgraph-bicep-types clone> is required (see --help)',
+    );
   return opts;
 }
 
@@ -158,7 +195,7 @@ function typesFromTemplates(dir) {
       else if (name.endsWith('.bicep')) {
         const text = readFileSync(p, 'utf8');
         for (const m of text.matchAll(
-          /'([A-Za-z]+\.[A-Za-z.]+(?:\/[A-Za-z0-9]+)+)@([0-9]{4}-[0-9]{2}-[0-9]{2}[A-Za-z0-9-]*)'/g,
+          /'([A-Za-z]+\.[A-Za-z.]+(?:\/[A-Za-z0-9]+)+)@([0-9]{4}-[0-9]{2}-[0-9]{2}[A-Za-z0-9-]*|v[0-9]+\.[0-9]+|beta)'/g,
         )) {
           found.add(`${m[1]}@${m[2]}`);
         }
@@ -237,16 +274,20 @@ function pruneInto(types, roots, out, memo) {
   return roots.map(visit);
 }
 
-function main() {
-  const opts = parseArgs(process.argv.slice(2));
+function readIndex(outDir) {
+  const p = join(outDir, 'index.json');
+  return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')) : undefined;
+}
+
+function vendorAzure(opts) {
   const git = gitRunner(opts.source);
   const commit = git(['rev-parse', 'HEAD']).trim();
   const allFiles = git(['ls-tree', '-r', '--name-only', 'HEAD', 'generated'])
     .split('\n')
     .filter((p) => /^generated\/[^/]+\/[^/]+\/[^/]+\/types\.json$/.test(p));
 
-  const requested = opts.types.length ? [...opts.types] : [...DEFAULT_TYPES];
-  for (const dir of opts.templates) requested.push(...typesFromTemplates(dir));
+  const requested = (opts.types.length ? [...opts.types] : [...DEFAULT_TYPES]).filter((t) => !isGraphType(t));
+  for (const dir of opts.templates) requested.push(...typesFromTemplates(dir).filter((t) => !isGraphType(t)));
   const wantedTypes = new Map(); // lc type -> display name (as listed)
   const pinned = []; // [type, apiVersion]
   const unversioned = new Set(); // lc types listed without @apiVersion: newest GA is vendored
@@ -319,7 +360,9 @@ function main() {
   // Group by Namespace@apiVersion and write the pruned graphs.
   const outDir = resolve(opts.out);
   mkdirSync(outDir, { recursive: true });
-  for (const f of readdirSync(outDir)) if (f.endsWith('.json')) rmSync(join(outDir, f));
+  const previousIndex = readIndex(outDir);
+  for (const f of readdirSync(outDir))
+    if (f.endsWith('.json') && f !== 'index.json' && !isGraphFile(f)) rmSync(join(outDir, f));
   const files = new Map(); // fileName -> [{type, apiVersion, entry}]
   for (const [t, versions] of choose) {
     for (const v of versions) {
@@ -371,26 +414,151 @@ function main() {
     writeFileSync(join(outDir, fileName), `${JSON.stringify(doc)}\n`);
     console.error(`wrote ${fileName}: ${Object.keys(resources).length} resource types, ${out.length} types`);
   }
+  // Microsoft.Graph entries (--graph) are kept as they are.
+  const graphEntries = Object.entries(previousIndex?.resourceTypes ?? {}).filter(([t]) => isGraphType(t));
   const indexDoc = {
     source: { repository: 'Azure/bicep-types-az', commit },
+    ...(previousIndex?.graphSource ? { graphSource: previousIndex.graphSource } : {}),
     generatedBy: 'scripts/bicep-types.mjs',
-    note: 'apiVersions: every version bicep-types-az has for the type; vendored: version -> file in this folder.',
+    note: previousIndex?.note ?? INDEX_NOTE,
     resourceTypes: Object.fromEntries(
-      [...wantedTypes.keys()].sort().map((t) => {
-        const versions = [...(available.get(t)?.keys() ?? [])].sort();
-        return [
-          wantedTypes.get(t),
-          {
-            apiVersions: versions,
-            newestGa: versions.filter(isGaApiVersion).pop() ?? null,
-            vendored: index[t]?.vendored ?? {},
-          },
-        ];
-      }),
+      [
+        ...[...wantedTypes.keys()].map((t) => {
+          const versions = [...(available.get(t)?.keys() ?? [])].sort();
+          return [
+            wantedTypes.get(t),
+            {
+              apiVersions: versions,
+              newestGa: versions.filter(isGaApiVersion).pop() ?? null,
+              vendored: index[t]?.vendored ?? {},
+            },
+          ];
+        }),
+        ...graphEntries,
+      ].sort(([a], [b]) => lc(a).localeCompare(lc(b))),
     ),
   };
   writeFileSync(join(outDir, 'index.json'), `${JSON.stringify(indexDoc, null, 2)}\n`);
   for (const p of problems) console.error(`WARNING ${p}`);
+}
+
+const INDEX_NOTE =
+  'apiVersions: every version bicep-types-az (Microsoft.Graph: msgraph-bicep-types) has for the type; vendored: version -> file in this folder.';
+
+/** Semver-ish compare of extension versions like 1.0.0, 0.2.0-preview. */
+function compareVersions(a, b) {
+  const pa = a.split(/[.-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  const pb = b.split(/[.-]/).map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? '';
+    const y = pb[i] ?? '';
+    if (x === y) continue;
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    return String(x).localeCompare(String(y));
+  }
+  return 0;
+}
+
+/** Microsoft Graph types from microsoftgraph/msgraph-bicep-types (see MICROSOFT GRAPH above). */
+function vendorGraph(opts) {
+  const git = gitRunner(opts.graph);
+  const commit = git(['rev-parse', 'HEAD']).trim();
+  const root = 'generated/microsoftgraph/microsoft.graph';
+  const releases = new Map(); // graph API version (v1.0, beta) -> [extension versions]
+  for (const p of git(['ls-tree', '-r', '--name-only', 'HEAD', root]).split('\n')) {
+    const m = /^generated\/microsoftgraph\/microsoft\.graph\/([^/]+)\/([^/]+)\/types\.json$/.exec(p);
+    if (!m) continue;
+    const list = releases.get(m[1]) ?? [];
+    list.push(m[2]);
+    releases.set(m[1], list);
+  }
+  const requested = (opts.types.length ? [...opts.types] : [...GRAPH_DEFAULT_TYPES]).filter(isGraphType);
+  for (const dir of opts.templates) requested.push(...typesFromTemplates(dir).filter(isGraphType));
+  const wanted = new Map(requested.map((r) => [lc(r.split('@')[0]), r.split('@')[0]]));
+
+  const outDir = resolve(opts.out);
+  mkdirSync(outDir, { recursive: true });
+  for (const f of readdirSync(outDir)) if (isGraphFile(f)) rmSync(join(outDir, f));
+  const available = new Map(); // lc type -> Set(graph API version)
+  const vendored = new Map(); // lc type -> { graphApiVersion: fileName }
+  for (const [graphApiVersion, versions] of [...releases].sort()) {
+    const ga = versions.filter((v) => /^\d+\.\d+\.\d+$/.test(v)).sort(compareVersions);
+    const release = opts.graphVersion && versions.includes(opts.graphVersion) ? opts.graphVersion : ga.pop();
+    if (!release) continue;
+    const path = `${root}/${graphApiVersion}/${release}/types.json`;
+    const types = JSON.parse(git(['show', `HEAD:${path}`]));
+    const out = [];
+    const resources = {};
+    const memo = new Map();
+    const found = types
+      .map((t, index) => ({ t, index }))
+      .filter(({ t }) => t.$type === 'ResourceType' && wanted.has(lc(t.name.split('@')[0])))
+      .sort((a, b) => a.t.name.localeCompare(b.t.name));
+    for (const { t: rt } of found) {
+      const type = rt.name.split('@')[0];
+      (available.get(lc(type)) ?? available.set(lc(type), new Set()).get(lc(type))).add(graphApiVersion);
+      // Only the GA Graph API version is vendored (a template on `beta` is reported as not GA).
+      if (!isGaApiVersion(graphApiVersion)) continue;
+      const [body] = pruneInto(types, [refIndex(rt.body)], out, memo);
+      resources[rt.name] = {
+        path,
+        body,
+        ...(rt.scopeType !== undefined ? { scopeType: rt.scopeType } : {}),
+        ...(rt.flags !== undefined ? { flags: rt.flags } : {}),
+      };
+      (vendored.get(lc(type)) ?? vendored.set(lc(type), {}).get(lc(type)))[graphApiVersion] =
+        `${GRAPH_NAMESPACE}@${graphApiVersion}.json`;
+    }
+    if (Object.keys(resources).length === 0) continue;
+    const fileName = `${GRAPH_NAMESPACE}@${graphApiVersion}.json`;
+    const doc = {
+      source: {
+        repository: 'microsoftgraph/msgraph-bicep-types',
+        commit,
+        paths: [path],
+        url: `https://github.com/microsoftgraph/msgraph-bicep-types/tree/${commit}/generated`,
+        extension: `br:mcr.microsoft.com/bicep/extensions/microsoftgraph/${graphApiVersion}:${release}`,
+      },
+      generatedBy: 'scripts/bicep-types.mjs --graph',
+      propertyFlags: FLAG_NAMES,
+      resources,
+      types: out,
+    };
+    writeFileSync(join(outDir, fileName), `${JSON.stringify(doc)}\n`);
+    console.error(`wrote ${fileName}: ${Object.keys(resources).length} resource types, ${out.length} types`);
+  }
+
+  const previousIndex = readIndex(outDir);
+  const kept = Object.entries(previousIndex?.resourceTypes ?? {}).filter(([t]) => !isGraphType(t));
+  const graphEntries = [...wanted].map(([t, display]) => {
+    const versions = [...(available.get(t) ?? [])].sort();
+    return [
+      display,
+      {
+        apiVersions: versions,
+        newestGa: versions.filter(isGaApiVersion).pop() ?? null,
+        vendored: vendored.get(t) ?? {},
+      },
+    ];
+  });
+  const indexDoc = {
+    source: previousIndex?.source ?? { repository: 'Azure/bicep-types-az', commit: null },
+    graphSource: { repository: 'microsoftgraph/msgraph-bicep-types', commit },
+    generatedBy: 'scripts/bicep-types.mjs',
+    note: INDEX_NOTE,
+    resourceTypes: Object.fromEntries(
+      [...kept, ...graphEntries].sort(([a], [b]) => lc(a).localeCompare(lc(b))),
+    ),
+  };
+  writeFileSync(join(outDir, 'index.json'), `${JSON.stringify(indexDoc, null, 2)}\n`);
+  for (const [t, display] of wanted)
+    if (!available.has(t)) console.error(`WARNING ${display}: not in msgraph-bicep-types`);
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.source) vendorAzure(opts);
+  if (opts.graph) vendorGraph(opts);
 }
 
 main();

@@ -11,6 +11,9 @@
 //  - `.bicepparam` parameter assignments (`param name = value`) are not in the grammar: in
 //    .bicepparam files a statement-leading `param` keyword is read as `var  ` (same width, so
 //    lines and columns are unchanged) and reported back as `paramAssignments`.
+//  - `extension` statements (Bicep's extensions, e.g. `extension microsoftGraphV1`) are newer
+//    than the grammar, which only knows the old `provider 'string'`: a single-line `extension`
+//    statement is read as a comment of the same width and reported back as `extensions`.
 //  - Syntax errors come back as ERROR nodes that may span a whole declaration; `parseBicep`
 //    names the place the parse broke down (see `syntaxErrors`) and the enclosing span.
 
@@ -136,6 +139,16 @@ export interface BicepFile {
   readonly modules: BicepModule[];
   /** Top-level resource declarations; nested ones are in their parent's `children`. */
   readonly resources: BicepResource[];
+  /** `extension` statements. */
+  readonly extensions: BicepExtension[];
+}
+
+/** `extension <name or 'registry reference'> [as <alias>]`. */
+export interface BicepExtension {
+  /** The bicepconfig.json alias (`microsoftGraphV1`) or the reference (`br:...`), unquoted. */
+  readonly reference: string;
+  readonly alias: string | undefined;
+  readonly location: SourceLocation;
 }
 
 export class BicepSyntaxError extends Error {
@@ -232,15 +245,38 @@ export async function parseBicep(path: string): Promise<BicepFile> {
   return parseBicepSource(source, path);
 }
 
+const EXTENSION_STATEMENT =
+  /^([ \t]*)extension([ \t]+)([A-Za-z_][A-Za-z0-9_]*|'[^'\r\n]*')(?:[ \t]+as[ \t]+([A-Za-z_][A-Za-z0-9_]*))?[ \t]*(?=\r?$|[ \t]*\/\/)/gm;
+
+/** `extension` statements, and the source with each one turned into a comment (see the header). */
+function extensionsToGrammar(source: string, path: string): { source: string; extensions: BicepExtension[] } {
+  const extensions: BicepExtension[] = [];
+  const out = source.replace(
+    EXTENSION_STATEMENT,
+    (match, indent: string, _sp: string, ref: string, alias: string | undefined, offset: number) => {
+      const line = source.slice(0, offset).split('\n').length;
+      extensions.push({
+        reference: ref.replace(/^'|'$/g, ''),
+        alias,
+        location: { file: path, line, column: indent.length + 1 },
+      });
+      return `${indent}//${match.slice(indent.length + 2)}`;
+    },
+  );
+  return { source: out, extensions };
+}
+
 export async function parseBicepSource(source: string, path: string): Promise<BicepFile> {
   const parser = await bicepParser();
   const kind = path.endsWith('.bicepparam') ? 'bicepparam' : 'bicep';
-  const tree = parser.parse(kind === 'bicepparam' ? bicepparamToGrammar(source) : source);
+  const { source: grammarSource, extensions } =
+    kind === 'bicep' ? extensionsToGrammar(source, path) : { source, extensions: [] };
+  const tree = parser.parse(kind === 'bicepparam' ? bicepparamToGrammar(source) : grammarSource);
   if (!tree) throw new Error(`${path}: tree-sitter returned no tree`);
   try {
     const root = tree.rootNode;
     if (root.hasError) throw new BicepSyntaxError(syntaxErrors(path, root), path);
-    return fileFromTree(root, path, kind, source);
+    return { ...fileFromTree(root, path, kind, source), extensions };
   } finally {
     tree.delete();
   }
@@ -438,7 +474,12 @@ function readResource(
   return resource;
 }
 
-function fileFromTree(root: Node, path: string, kind: 'bicep' | 'bicepparam', source: string): BicepFile {
+function fileFromTree(
+  root: Node,
+  path: string,
+  kind: 'bicep' | 'bicepparam',
+  source: string,
+): Omit<BicepFile, 'extensions'> {
   const params: BicepParam[] = [];
   const paramAssignments: BicepParamAssignment[] = [];
   const variables: BicepVariable[] = [];

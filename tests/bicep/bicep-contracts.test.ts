@@ -6,6 +6,7 @@ import {
   APIM_POLICY_FOLDER,
   GLOBAL_POLICY_FILE,
 } from '../../shared/contracts/apim';
+import { APP_ROLE_NAMES } from '../../shared/contracts/roles';
 import { REQUIRED_SETTING_GROUPS, REQUIRED_SETTING_NAMES, SETTINGS } from '../../shared/contracts/settings';
 import { BLOB_CONTAINERS, COSMOS_CONTAINERS, COSMOS_DATABASE } from '../../shared/contracts/storage';
 import type { BicepFile, BicepObject, BicepResource, BicepValue } from './bicep-ast';
@@ -436,6 +437,8 @@ const NO_RESOURCE_LOGS: Record<string, string> = {
   'Microsoft.Insights/workbooks': 'no resource logs',
   'Microsoft.Insights/diagnosticSettings': 'the settings themselves',
   'Microsoft.Authorization/roleAssignments': 'in the activity log',
+  'Microsoft.Graph/applications': "Entra ID object: changes are in the tenant's audit logs",
+  'Microsoft.Graph/servicePrincipals': "Entra ID object: sign-ins and changes are in the tenant's logs",
 };
 
 /** Child resource types (a `/` past the first segment) have no diagnostic settings of their own unless listed. */
@@ -511,14 +514,20 @@ function lowerKeys<T>(record: Record<string, T>): Record<string, T> {
 describe('tags', () => {
   const vendored = loadVendoredTypes();
 
-  /** True when Azure's type definition of the resource has a writable `tags` property. */
+  /**
+   * True when Azure's type definition of the resource has a writable `tags` property (an object:
+   * Microsoft Graph's `tags` is a list of strings, not Azure tags).
+   */
   function taggable(resource: BicepResource): boolean | undefined {
     const def = vendored.resources.get(lower(`${resource.type}@${resource.apiVersion ?? ''}`));
     if (!def) return undefined;
     const node = def.types[def.body];
-    const writableTags = (props: Record<string, { flags: number }> | undefined): boolean => {
+    const writableTags = (
+      props: Record<string, { flags: number; type: { $ref: string } }> | undefined,
+    ): boolean => {
       const tags = props?.tags;
-      return tags !== undefined && (tags.flags & 2) === 0;
+      if (tags === undefined || (tags.flags & 2) !== 0) return false;
+      return def.types[Number(tags.type.$ref.slice(2))]?.$type === 'ObjectType';
     };
     if (node?.$type === 'ObjectType') return writableTags(node.properties);
     if (node?.$type === 'DiscriminatedObjectType') {
@@ -692,5 +701,67 @@ describe('private networking', () => {
     const [vnet] = resourcesOfType(network, 'Microsoft.Network/virtualNetworks');
     const subnets = (vnet?.body.properties as BicepObject).subnets;
     expect(JSON.stringify(plain(subnets ?? null))).toContain('"serviceName":"Microsoft.App/environments"');
+  });
+});
+
+describe('Entra ID app registration (Microsoft Graph extension)', () => {
+  let main: BicepFile;
+  let entraApp: BicepFile;
+  beforeAll(() => {
+    main = files.get(join(bicepDir, 'main.bicep')) as BicepFile;
+    entraApp = module('entra-app.bicep');
+  });
+
+  it('is an option, off by default, deployed by modules/entra-app.bicep with the Graph extension', () => {
+    const param = main.params.find((p) => p.name === 'createAppRegistration');
+    expect(param?.type).toBe('bool');
+    expect(param?.defaultValue).toBe(false);
+    const call = main.modules.find((m) => m.path === 'modules/entra-app.bicep');
+    expect(call?.condition).toBe('createAppRegistration');
+    expect(entraApp.extensions.map((e) => e.reference)).toEqual(['microsoftGraphV1']);
+    const config = JSON.parse(readFileSync(join(bicepDir, 'bicepconfig.json'), 'utf8')) as {
+      extensions: Record<string, string>;
+    };
+    expect(config.extensions.microsoftGraphV1).toMatch(
+      /^br:mcr\.microsoft\.com\/bicep\/extensions\/microsoftgraph\/v1\.0:\d+\.\d+\.\d+$/,
+    );
+  });
+
+  it("declares the contract's app roles, for users and applications, with deterministic ids", () => {
+    const roles = variable(entraApp, 'appRoleDefinitions');
+    if (!Array.isArray(roles) || !roles.every(isObject)) throw new Error('appRoleDefinitions is not a list');
+    expect(roles.map((r) => r.value)).toEqual([...APP_ROLE_NAMES]);
+    const [app] = resourcesOfType(entraApp, 'Microsoft.Graph/applications');
+    expect(text(app?.body.uniqueName)).toBe('uniqueName');
+    expect(bicepText(app?.body.identifierUris)).toBe('[identifierUri]');
+    const appRoles = text(app?.body.appRoles);
+    expect(appRoles).toMatch(/^\[\s*for role in appRoleDefinitions:/);
+    expect(appRoles).toMatch(/\bid: guid\(/);
+    expect(appRoles).toMatch(/\bvalue: role\.value\b/);
+    expect(appRoles).toMatch(/allowedMemberTypes: \[\s*'User'\s*'Application'\s*\]/);
+    const [sp] = resourcesOfType(entraApp, 'Microsoft.Graph/servicePrincipals');
+    expect(text(sp?.body.appId)).toBe('app.appId');
+  });
+
+  it(`its audience output feeds the APIM named value ${APIM_NAMED_VALUES.audience.name} when the option is on`, () => {
+    const audienceOutput = entraApp.outputs.find((o) => o.name === 'audience');
+    expect(text(audienceOutput?.value)).toBe('app.identifierUris[0]');
+    const call = main.modules.find((m) => m.path === 'modules/entra-app.bicep');
+    expect(text(call?.params.identifierUri)).toBe('entra.audience');
+
+    // main.bicep: the entra settings APIM gets take the audience from the module when the option is on.
+    const apimCall = main.modules.find((m) => m.path === 'modules/apim.bicep');
+    const passed = text(apimCall?.params.entra);
+    const settings = objectVariable(main, passed);
+    expect(text(settings.audience)).toBe(
+      `createAppRegistration ? ${call?.symbolicName ?? '?'}.outputs.audience : entra.audience`,
+    );
+
+    // apim.bicep: the named value of that name is the audience of the entra settings it is given.
+    const apim = module('apim.bicep');
+    const names = objectVariable(apim, 'namedValueNames');
+    const key = Object.keys(names).find((k) => names[k] === APIM_NAMED_VALUES.audience.name);
+    expect(key).toBeDefined();
+    expect(text(objectVariable(apim, 'plainNamedValues')[key as string])).toBe('entra.audience');
   });
 });

@@ -227,6 +227,57 @@ describe('bicep-types: resource bodies against the vendored Azure type definitio
   });
 });
 
+describe('bicep-types: Microsoft Graph extension resources (msgraph-bicep-types)', () => {
+  const source = [
+    'extension microsoftGraphV1',
+    '',
+    "resource app 'Microsoft.Graph/applications@v1.0' = {",
+    "  uniqueName: 'ai-chargeback-dev-api'",
+    "  displayName: 'AI chargeback API'",
+    "  signInAudience: 'AzureADMyOrg'",
+    "  identifierUris: ['api://ai-chargeback-dev']",
+    '}',
+    "resource sp 'Microsoft.Graph/servicePrincipals@v1.0' = {",
+    '  appId: app.appId',
+    '}',
+    '',
+  ];
+
+  async function problems(lines: string[]): Promise<string[]> {
+    const file = await parseBicepSource(lines.join('\n'), 'mem.bicep');
+    return allResources(file).flatMap((r) => checkResource(r, vendored).map(formatIssue));
+  }
+
+  it('vendors applications and servicePrincipals at v1.0 (GA), beta is not GA', () => {
+    for (const t of ['Microsoft.Graph/applications', 'Microsoft.Graph/servicePrincipals']) {
+      const entry = vendored.index.get(t.toLowerCase());
+      expect(entry?.newestGa).toBe('v1.0');
+      expect(entry?.vendored['v1.0']).toBe('Microsoft.Graph@v1.0.json');
+      expect(vendored.resources.get(`${t.toLowerCase()}@v1.0`)?.commit).toMatch(/^[0-9a-f]{40}$/);
+    }
+    expect(isGaApiVersion('v1.0')).toBe(true);
+    expect(isGaApiVersion('beta')).toBe(false);
+  });
+
+  it('parses the extension statement and accepts a valid app registration', async () => {
+    const file = await parseBicepSource(source.join('\n'), 'mem.bicep');
+    expect(file.extensions.map((e) => [e.reference, e.location.line])).toEqual([['microsoftGraphV1', 1]]);
+    expect(await problems(source)).toEqual([]);
+  });
+
+  it('rejects unknown and read-only Graph properties', async () => {
+    const broken = [...source];
+    broken[6] = "  identifierUri: ['api://ai-chargeback-dev']";
+    broken.splice(7, 0, "  publisherDomain: 'contoso.com'");
+    expect(await problems(broken)).toEqual([
+      expect.stringMatching(
+        /^mem\.bicep:7:\d+: .*'identifierUri' does not exist .*did you mean 'identifierUris'/,
+      ),
+      expect.stringMatching(/^mem\.bicep:8:\d+: .*publisherDomain is read-only/),
+    ]);
+  });
+});
+
 describe('bicep/: the templates', () => {
   const files = bicepFiles(BICEP_DIR);
 

@@ -105,8 +105,9 @@ export function loadVendoredTypes(dir: string = VENDORED_TYPES_DIR): VendoredTyp
   return { commit: indexDoc.source.commit, index, resources };
 }
 
+/** A bare-date Azure apiVersion, or Microsoft Graph's `v1.0` (not `beta`). */
 export function isGaApiVersion(apiVersion: string): boolean {
-  return /^\d{4}-\d{2}-\d{2}$/.test(apiVersion);
+  return /^\d{4}-\d{2}-\d{2}$/.test(apiVersion) || /^v\d+\.\d+$/.test(apiVersion);
 }
 
 export interface TypeIssue {
