@@ -1,8 +1,9 @@
 // A workbook on Application Insights: tokens per department from APIM's token metrics
 // (llm-emit-token-metric, namespace ai-chargeback, dimension Department) and the app's own
 // usage metrics (chargeback.tokens, chargeback.audio_seconds, chargeback.characters by
-// department), with an estimated cost from a price per 1,000 tokens the reader sets. The
-// invoiced amounts are in the chargeback reports.
+// department), with an estimated cost from a price per 1,000 tokens the reader sets; and the
+// billed cost per department of each monthly chargeback report, as the app reports it when it
+// writes a report (chargeback.report_department_total). The reports themselves stay the invoice.
 
 import { tagMap } from '../types.bicep'
 
@@ -14,6 +15,8 @@ param appInsightsId string
 var tokensByDepartment = 'customMetrics | where name in ("Prompt Tokens", "Completion Tokens", "Total Tokens") | extend Department = tostring(customDimensions["Department"]) | summarize Tokens = sum(valueSum) by Department, Metric = name | evaluate pivot(Metric, sum(Tokens)) | extend EstimatedCost = todouble(column_ifexists("Total Tokens", 0.0)) / 1000.0 * {PricePer1kTokens} | order by EstimatedCost desc'
 var tokensOverTime = 'customMetrics | where name == "Total Tokens" | extend Department = tostring(customDimensions["Department"]) | summarize Tokens = sum(valueSum) by Department, bin(timestamp, 1d) | render timechart'
 var appUsage = 'customMetrics | where name in ("chargeback.tokens", "chargeback.audio_seconds", "chargeback.characters") | extend Department = tostring(customDimensions["department"]), Deployment = tostring(customDimensions["deployment"]) | summarize Value = sum(valueSum) by Department, Deployment, Metric = name | order by Department asc'
+
+var billedByDepartment = 'customMetrics | where name == "chargeback.report_department_total" | extend Period = tostring(customDimensions["period"]), Kind = tostring(customDimensions["kind"]), Department = tostring(customDimensions["department"]), Currency = tostring(customDimensions["currency"]) | where Kind == "monthly" | summarize arg_max(timestamp, value) by Period, Department, Currency | project Period, Department, BilledCost = value, Currency, ReportWritten = timestamp | order by Period desc, BilledCost desc'
 
 var workbookContent = {
   version: 'Notebook/1.0'
@@ -49,6 +52,20 @@ var workbookContent = {
         ]
       }
       name: 'parameters'
+    }
+    {
+      type: 3
+      content: {
+        version: 'KqlItem/1.0'
+        query: billedByDepartment
+        size: 0
+        title: 'Billed cost per department (monthly chargeback reports, latest version of each)'
+        timeContextFromParameter: 'TimeRange'
+        queryType: 0
+        resourceType: 'microsoft.insights/components'
+        visualization: 'table'
+      }
+      name: 'billed-by-department'
     }
     {
       type: 3

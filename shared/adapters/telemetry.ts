@@ -1,6 +1,7 @@
 import type { Attribution } from '../metering/attribution';
 import type { RecordOutcome } from '../metering/usage-recorder';
 import type { UsageEvent } from '../contracts/usage-event';
+import type { ChargebackReport } from '../chargeback/model';
 import { LAST_RESORT_EVENT } from '../metering/last-resort';
 
 /**
@@ -40,6 +41,12 @@ export const METRICS = {
   budgetRefusals: 'chargeback.budget_refusals',
   /** Budget checks or spend updates that failed (the request was served: fail-open). */
   budgetUnavailable: 'chargeback.budget_unavailable',
+  /**
+   * Each department's billed total in a report just written (property `period`: a month or a
+   * day): what the monitoring workbook shows as cost per department. The report stays the
+   * authoritative figure (exact decimals; a metric is a double).
+   */
+  reportDepartmentTotal: 'chargeback.report_department_total',
 } as const;
 
 /** The metric points one usage event produces (pure, so the mapping is tested without a backend). */
@@ -128,6 +135,22 @@ export class Telemetry {
       value: 1,
       properties: { subscriptionId: attribution.subscriptionId, appId: attribution.appId },
     });
+  }
+
+  /** A report was written: one point per department with its billed total. */
+  reportWritten(report: Pick<ChargebackReport, 'period' | 'currency' | 'departments'>): void {
+    for (const department of report.departments) {
+      this.sink?.trackMetric({
+        name: METRICS.reportDepartmentTotal,
+        value: Number(department.total),
+        properties: {
+          period: report.period.id,
+          kind: report.period.kind,
+          department: department.department,
+          currency: report.currency,
+        },
+      });
+    }
   }
 
   /** A request answered with a budget warning header: one point per warned budget. */

@@ -6,7 +6,7 @@ import type { UsageEvent } from '../contracts/usage-event';
 import type { LastResortRecord } from '../metering/last-resort';
 import { parseWindowId, windowEnd, windowId, windowIdAt } from '../contracts/window';
 
-import type { ChargebackConfigState, DailyUsage } from './model';
+import type { ChargebackConfigState, ChargebackReport, DailyUsage } from './model';
 import type {
   AggregateStore,
   ConfigSnapshot,
@@ -144,6 +144,8 @@ export interface ChargebackDeps {
   config: ConfigSource | ChargebackConfigState;
   /** How long after a window closes its usage is aggregated: streams in flight and spool retries land first. */
   graceMs: number;
+  /** Told of each report once it is written (the monitoring workbook's cost per department). */
+  onReportWritten?: (report: ChargebackReport) => void;
 }
 
 export class ChargebackSteps {
@@ -398,6 +400,7 @@ export class ChargebackSteps {
       configVersion,
     };
     await store.putReceipt(receipt);
+    this.deps.onReportWritten?.(report);
     return paths;
   }
 

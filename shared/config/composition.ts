@@ -261,6 +261,7 @@ export async function createAppServices(env: NodeJS.ProcessEnv = process.env): P
           quarantine: new BlobQuarantine(container(BLOB_CONTAINERS.usageQuarantine)),
           config: configSource(),
           graceMs: config.chargeback.graceMs,
+          onReportWritten: (report) => telemetry.reportWritten(report),
         }),
     ),
     healthProbes: () =>

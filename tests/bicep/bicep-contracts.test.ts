@@ -5,7 +5,9 @@ import {
   APIM_NAMED_VALUES,
   APIM_POLICY_FOLDER,
   GLOBAL_POLICY_FILE,
+  TOKEN_METRIC,
 } from '../../shared/contracts/apim';
+import { METRICS } from '../../shared/adapters/telemetry';
 import { APP_ROLE_NAMES } from '../../shared/contracts/roles';
 import { REQUIRED_SETTING_GROUPS, REQUIRED_SETTING_NAMES, SETTINGS } from '../../shared/contracts/settings';
 import { BLOB_CONTAINERS, COSMOS_CONTAINERS, COSMOS_DATABASE } from '../../shared/contracts/storage';
@@ -326,6 +328,23 @@ describe('roles of the Function App identity', () => {
     expect(text(objectVariable(module('functionapp.bicep'), 'appSettings').REDIS_ENTRA_OBJECT_ID)).toBe(
       'identityPrincipalId',
     );
+  });
+});
+
+describe('workbook', () => {
+  it('reads the metrics the app and the gateway emit, by their contract names and dimensions', () => {
+    const workbook = module('workbook.bicep');
+    const billed = text(variable(workbook, 'billedByDepartment'));
+    expect(billed).toContain(`"${METRICS.reportDepartmentTotal}"`);
+    for (const property of ['period', 'kind', 'department', 'currency']) {
+      expect(billed).toContain(`customDimensions["${property}"]`);
+    }
+    const tokens = text(variable(workbook, 'tokensByDepartment'));
+    expect(TOKEN_METRIC.dimensions).toContain('Department');
+    expect(tokens).toContain('customDimensions["Department"]');
+    const usage = text(variable(workbook, 'appUsage'));
+    for (const name of [METRICS.tokens, METRICS.audioSeconds, METRICS.characters])
+      expect(usage).toContain(`"${name}"`);
   });
 });
 

@@ -1,5 +1,6 @@
 import type { MetricPoint, TelemetrySink } from '../../../shared/adapters/telemetry';
 import { METRICS, Telemetry, createTelemetry, usageMetrics } from '../../../shared/adapters/telemetry';
+import { parsePeriod } from '../../../shared/contracts/report-period';
 import type { UsageEvent } from '../../../shared/contracts/usage-event';
 import { LAST_RESORT_EVENT, parseLastResortRecords } from '../../../shared/metering/last-resort';
 
@@ -108,5 +109,41 @@ describe('telemetry', () => {
 
   it('is off without a connection string', async () => {
     expect((await createTelemetry(undefined)).enabled).toBe(false);
+  });
+});
+
+describe('report telemetry', () => {
+  it("puts each department's billed total of a written report, with its period, as a metric", () => {
+    const points: MetricPoint[] = [];
+    const telemetry = new Telemetry({
+      trackMetric: (p) => points.push(p),
+      trackTrace: () => undefined,
+      trackEvent: () => undefined,
+    });
+    const department = (id: string, total: string) => ({
+      department: id,
+      name: id,
+      usage: total,
+      shared: '0.00',
+      markup: '0.00',
+      total,
+    });
+    telemetry.reportWritten({
+      period: parsePeriod('2026-12'),
+      currency: 'USD',
+      departments: [department('research', '1234.56'), department('marketing', '0.07')],
+    });
+    expect(points).toEqual([
+      {
+        name: METRICS.reportDepartmentTotal,
+        value: 1234.56,
+        properties: { period: '2026-12', kind: 'monthly', department: 'research', currency: 'USD' },
+      },
+      {
+        name: METRICS.reportDepartmentTotal,
+        value: 0.07,
+        properties: { period: '2026-12', kind: 'monthly', department: 'marketing', currency: 'USD' },
+      },
+    ]);
   });
 });
