@@ -245,8 +245,6 @@ module functionApp 'modules/functionapp.bicep' = {
     workspaceId: monitoring.outputs.workspaceId
     taskHubName: taskHubName
     chargebackConfig: chargebackConfig
-    functionKeyName: functionKeyName
-    functionKey: functionKey
   }
   // Grants (and, with private networking, the private endpoints) first: the app resolves its
   // Key Vault references and connects at start.
@@ -254,6 +252,16 @@ module functionApp 'modules/functionapp.bicep' = {
     rbac
     network
   ]
+}
+
+// APIM's function key, apart: nothing waits for it (see the module).
+module apimFunctionKey 'modules/function-key.bicep' = {
+  name: '${deployment().name}-function-key'
+  params: {
+    siteName: functionApp.outputs.name
+    functionKeyName: functionKeyName
+    functionKey: functionKey
+  }
 }
 
 // The chargeback API's app registration (Microsoft Graph extension), only when asked for.

@@ -2,10 +2,10 @@
 // deployment creates. APIM forwards the product id as the department and the subscription's
 // display name as the app.
 
-import { appSubscription, department } from '../types.bicep'
+import { appSubscription, department as departmentType } from '../types.bicep'
 
 param serviceName string
-param department department
+param department departmentType
 @description('Ids of the APIs in the product (the ones that take a subscription key).')
 param apiIds string[]
 @description('All app subscriptions; this module creates those of its department.')

@@ -294,11 +294,11 @@ module apiModules 'apim-api.bicep' = [
 ]
 
 module products 'apim-product.bicep' = [
-  for department in departments: {
-    name: '${deployment().name}-product-${department.id}'
+  for dept in departments: {
+    name: take('${deployment().name}-product-${dept.id}', 64)
     params: {
       serviceName: service.name
-      department: department
+      department: dept
       apiIds: meteredApiIds
       subscriptions: subscriptions
     }

@@ -43,12 +43,6 @@ param taskHubName string
 @description('Seed configuration (CHARGEBACK_CONFIG, see README); empty: the shipped example.')
 param chargebackConfig object = {}
 
-@description('Name of the host-level function key APIM sends in x-functions-key.')
-param functionKeyName string
-@secure()
-@description('Its value (the same as the Key Vault secret APIM reads).')
-param functionKey string
-
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
@@ -208,16 +202,6 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   name: 'scm'
   properties: {
     allow: false
-  }
-}
-
-// A host-level function key (never the master key) for APIM: global.xml sends it in
-// x-functions-key from the Key Vault–backed named value.
-resource apimFunctionKey 'Microsoft.Web/sites/host/functionKeys@2025-03-01' = {
-  name: '${site.name}/default/${functionKeyName}'
-  properties: {
-    name: functionKeyName
-    value: functionKey
   }
 }
 
