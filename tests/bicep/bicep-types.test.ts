@@ -47,6 +47,44 @@ const UNTYPED_ALLOWED = new Set(
   ].map((t) => t.toLowerCase()),
 );
 
+/**
+ * Bicep's one namespace per file (BCP028, "identifier declared multiple times"): imported names,
+ * user-defined types and functions, params, variables, resources and modules share it, so a
+ * parameter may not be named like an imported type. Outputs have their own.
+ */
+function duplicateSymbols(file: BicepFile, rel: string): string[] {
+  // Comments blanked to the same width, so offsets still give lines.
+  const code = file.source.replace(/\/\/.*$|\/\*[\s\S]*?\*\//gm, (c) => c.replace(/[^\n]/g, ' '));
+  const lineAt = (offset: number): number => code.slice(0, offset).split('\n').length;
+  const imported = [...code.matchAll(/^import\s*\{([^}]*)\}/gm)].flatMap((m) =>
+    (m[1] ?? '').split(',').map((part) => {
+      const [name, alias] = part.trim().split(/\s+as\s+/);
+      return { name: (alias ?? name ?? '').trim(), line: lineAt(m.index) };
+    }),
+  );
+  const declared = [...code.matchAll(/^(?:type|func)\s+(\w+)/gm)].map((m) => ({
+    name: m[1] ?? '',
+    line: lineAt(m.index),
+  }));
+  const symbols = [
+    ...imported,
+    ...declared,
+    ...file.params.map((p) => ({ name: p.name, line: p.location.line })),
+    ...file.variables.map((v) => ({ name: v.name, line: v.location.line })),
+    ...file.resources.map((r) => ({ name: r.symbolicName, line: r.line })),
+    ...file.modules.map((m) => ({ name: m.symbolicName, line: m.line })),
+  ]
+    .filter((symbol) => symbol.name !== '')
+    .sort((x, y) => x.line - y.line);
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const { name, line } of symbols) {
+    if (seen.has(name)) problems.push(`${rel}:${line}:1: '${name}' is declared more than once (BCP028)`);
+    seen.add(name);
+  }
+  return problems;
+}
+
 /** Every compiler-style problem of one file, as `file:line:column: message` strings. */
 async function checkFile(path: string): Promise<string[]> {
   const rel = relative(ROOT, path);
@@ -69,6 +107,7 @@ async function checkFile(path: string): Promise<string[]> {
       );
     }
   }
+  problems.push(...duplicateSymbols(file, rel));
   if (file.kind === 'bicepparam') {
     if (!file.using) problems.push(`${rel}:1:1: .bicepparam file without a using statement`);
     else if (
@@ -189,6 +228,7 @@ describe('bicep-types: resource bodies against the vendored Azure type definitio
     ['bad-enum.bicep', 6, /sku\.name: 'Standard_XRS' is not one of .*'Standard_LRS'/],
     ['read-only-property.bicep', 5, /properties\.principalId is read-only/],
     ['syntax-error.bicep', 5, /syntax error/],
+    ['duplicate-symbol.bicep', 6, /'tier' is declared more than once \(BCP028\)/],
   ])('rejects broken/%s at line %d', async (name, line, message) => {
     const problems = await checkFile(join(FIXTURES, 'broken', name));
     expect(problems).toEqual([
