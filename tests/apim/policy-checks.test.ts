@@ -2,14 +2,19 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { lintPolicy, loadPolicyReference, POLICY_CONTAINERS } from '../../local/gateway/policy-lint';
 import type { PolicyProblem } from '../../local/gateway/policy-lint';
-import { PolicyXmlError, parsePolicyXml } from '../../local/gateway/policy-xml';
+import type { PolicyElement } from '../../local/gateway/policy-xml';
+import { PolicyXmlError, parsePolicyXml, walkPolicy } from '../../local/gateway/policy-xml';
 import {
   APIM_APIS,
   APIM_POLICY_FOLDER,
   GLOBAL_POLICY_FILE,
   MAX_METRIC_DIMENSIONS,
+  REMAINING_REQUESTS_HEADER,
+  REMAINING_TOKENS_HEADER,
+  SPOOFABLE_REQUEST_ID_HEADERS,
   TOKEN_METRIC,
 } from '../../shared/contracts/apim';
+import { GATEWAY_HEADER_NAMES } from '../../shared/contracts/gateway-headers';
 
 /**
  * The API Management policy files are checked against Microsoft's policy reference
@@ -317,5 +322,53 @@ describe('the rules', () => {
 
   it('the containers of policy statements are elements of the reference that list no children', () => {
     for (const name of POLICY_CONTAINERS) expect(reference.elements[name]?.children).toEqual([]);
+  });
+});
+
+describe('the policies keep the contract', () => {
+  const elements = (file: string): PolicyElement[] =>
+    [...walkPolicy(parsePolicyXml(readFileSync(join(policyFolder, file), 'utf8'), file).root)].map(
+      (v) => v.element,
+    );
+  const inbound = (file: string): readonly PolicyElement[] => {
+    const section = parsePolicyXml(readFileSync(join(policyFolder, file), 'utf8'), file).root.children.find(
+      (c) => c.name === 'inbound',
+    );
+    return section?.children ?? [];
+  };
+
+  it('deletes, before anything else, every gateway header and every request id a caller could choose', () => {
+    const deleted: string[] = [];
+    for (const element of inbound(GLOBAL_POLICY_FILE)) {
+      if (element.name === 'base') continue;
+      if (element.name !== 'set-header' || element.attributes['exists-action'] !== 'delete') break;
+      deleted.push((element.attributes.name ?? '').toLowerCase());
+    }
+    expect(deleted.sort()).toEqual([...GATEWAY_HEADER_NAMES, ...SPOOFABLE_REQUEST_ID_HEADERS].sort());
+  });
+
+  it('reports remaining requests and tokens in the contract headers, and deletes each API key header and parameter', () => {
+    for (const api of Object.values(APIM_APIS)) {
+      const all = elements(api.policyFile);
+      for (const limit of all.filter((e) => e.name === 'rate-limit-by-key')) {
+        const header = limit.attributes['remaining-calls-header-name'];
+        if (header !== undefined)
+          expect({ file: api.policyFile, header }).toEqual({
+            file: api.policyFile,
+            header: REMAINING_REQUESTS_HEADER,
+          });
+      }
+      for (const limit of all.filter((e) => e.name === 'llm-token-limit')) {
+        expect(limit.attributes['remaining-tokens-header-name']).toBe(REMAINING_TOKENS_HEADER);
+      }
+      if (!api.subscriptionKey) continue;
+      const deletes = (element: string, name: string): boolean =>
+        all.some(
+          (e) =>
+            e.name === element && e.attributes.name === name && e.attributes['exists-action'] === 'delete',
+        );
+      expect(deletes('set-header', api.subscriptionKey.header)).toBe(true);
+      expect(deletes('set-query-parameter', api.subscriptionKey.query)).toBe(true);
+    }
   });
 });

@@ -6,7 +6,14 @@ import type { GatewayConfig } from '../../../local/gateway/local-config';
 import { readGatewayConfig } from '../../../local/gateway/local-config';
 import type { LocalGateway } from '../../../local/gateway/server';
 import { startLocalGateway } from '../../../local/gateway/server';
-import { APIM_APIS, APIM_NAMED_VALUES, TOKEN_METRIC } from '../../../shared/contracts/apim';
+import {
+  APIM_APIS,
+  APIM_NAMED_VALUES,
+  REMAINING_REQUESTS_HEADER,
+  REMAINING_TOKENS_HEADER,
+  SPOOFABLE_REQUEST_ID_HEADERS,
+  TOKEN_METRIC,
+} from '../../../shared/contracts/apim';
 import {
   FUNCTION_KEY_HEADER,
   GATEWAY_HEADER_NAMES,
@@ -111,6 +118,27 @@ function client(gateway: LocalGateway, apiKey = research?.key ?? ''): AzureOpenA
 
 const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Hello there' }] };
 
+const CHAT_PATH = '/openai/deployments/gpt-4o-mini/chat/completions';
+
+/**
+ * A chat completion posted by hand (what the official client would send, when the test needs the
+ * raw answer): with the research app's key unless `key` is null, to CHAT_PATH unless `path` is given.
+ */
+function postChat(
+  gateway: LocalGateway,
+  options: { key?: string | null; path?: string; query?: string; body?: unknown } = {},
+): Promise<Response> {
+  const key = options.key === undefined ? (research?.key ?? '') : options.key;
+  return fetch(`${gateway.url}${options.path ?? CHAT_PATH}?api-version=2024-10-21${options.query ?? ''}`, {
+    method: 'POST',
+    headers: {
+      ...(key === null ? {} : { [APIM_APIS.openai.subscriptionKey.header]: key }),
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify(options.body ?? chat),
+  });
+}
+
 describe('what reaches the functions', () => {
   let gateway: LocalGateway;
   beforeAll(async () => {
@@ -130,8 +158,7 @@ describe('what reaches the functions', () => {
       [GATEWAY_HEADERS.roles]: APP_ROLES.admin,
       [GATEWAY_HEADERS.gatewayKey]: 'guessed',
       [GATEWAY_HEADERS.requestId]: 'caller-chosen-id',
-      'x-request-id': 'caller-chosen-id',
-      'x-ms-client-request-id': 'caller-chosen-id',
+      ...Object.fromEntries(SPOOFABLE_REQUEST_ID_HEADERS.map((name) => [name, 'caller-chosen-id'])),
       [FUNCTION_KEY_HEADER]: 'guessed',
     };
     const { response } = await client(gateway)
@@ -148,8 +175,7 @@ describe('what reaches the functions', () => {
     // No token, so no user and no roles; no caller-chosen request id of any name.
     expect(seen?.headers[GATEWAY_HEADERS.user]).toBeUndefined();
     expect(seen?.headers[GATEWAY_HEADERS.roles]).toBeUndefined();
-    expect(seen?.headers['x-request-id']).toBeUndefined();
-    expect(seen?.headers['x-ms-client-request-id']).toBeUndefined();
+    for (const name of SPOOFABLE_REQUEST_ID_HEADERS) expect(seen?.headers[name]).toBeUndefined();
     const requestId = seen?.headers[GATEWAY_HEADERS.requestId];
     expect(requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     // The caller's key never reaches the functions; the caller learns the request's id.
@@ -191,7 +217,10 @@ describe('what reaches the functions', () => {
   });
 
   it('gives two requests with the same caller-chosen request id two different correlation ids', async () => {
-    const headers = { [GATEWAY_HEADERS.requestId]: 'same', 'x-request-id': 'same' };
+    const headers = {
+      [GATEWAY_HEADERS.requestId]: 'same',
+      ...Object.fromEntries(SPOOFABLE_REQUEST_ID_HEADERS.map((name) => [name, 'same'])),
+    };
     await client(gateway).chat.completions.create(chat, { headers });
     await client(gateway).chat.completions.create(chat, { headers });
     const ids = received.map((r) => r.headers[GATEWAY_HEADERS.requestId]);
@@ -205,14 +234,7 @@ describe('what reaches the functions', () => {
       .catch((e: unknown) => e);
     expect(refused).toMatchObject({ status: 401, code: '401' });
     expect(String((refused as Error).message)).toMatch(/invalid subscription key/);
-    const missing = await fetch(
-      `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(chat),
-      },
-    );
+    const missing = await postChat(gateway, { key: null });
     expect(missing.status).toBe(401);
     expect(missing.headers.get('content-type')).toBe('application/json');
     expect(await missing.json()).toEqual({
@@ -250,10 +272,10 @@ describe('what reaches the functions', () => {
   });
 
   it('removes the key from the query string too, and forwards the rest of the query', async () => {
-    const res = await fetch(
-      `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21&api-key=${research?.key ?? ''}`,
-      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) },
-    );
+    const res = await postChat(gateway, {
+      key: null,
+      query: `&${APIM_APIS.openai.subscriptionKey.query}=${research?.key ?? ''}`,
+    });
     expect(res.status).toBe(200);
     expect(received[0]?.path).toBe(
       '/api/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21',
@@ -265,11 +287,7 @@ describe('what reaches the functions', () => {
       '/openai/deployments/%E0%A4%A/chat/completions',
       '/openai//deployments/x/chat/completions',
     ]) {
-      const res = await fetch(`${gateway.url}${path}?api-version=2024-10-21`, {
-        method: 'POST',
-        headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
-        body: JSON.stringify(chat),
-      });
+      const res = await postChat(gateway, { path });
       expect({ path, status: res.status }).toEqual({ path, status: 404 });
     }
     expect(received).toEqual([]);
@@ -290,10 +308,7 @@ describe('what reaches the functions', () => {
   });
 
   it('answers an unknown operation with 404 in the same shape', async () => {
-    const res = await fetch(`${gateway.url}/openai/deployments/x/images/generations`, {
-      method: 'POST',
-      headers: { 'api-key': research?.key ?? '' },
-    });
+    const res = await postChat(gateway, { path: '/openai/deployments/x/images/generations' });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: { code: '404', message: 'Resource not found.' } });
   });
@@ -341,14 +356,7 @@ describe('errors', () => {
       root,
     });
     try {
-      const res = await fetch(
-        `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
-        {
-          method: 'POST',
-          headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
-          body: JSON.stringify(chat),
-        },
-      );
+      const res = await postChat(gateway);
       expect(res.status).toBe(500);
       const text = await res.text();
       const body = JSON.parse(text) as { error: { code: string; message: string } };
@@ -397,14 +405,9 @@ describe('cut short', () => {
       maxRequestBytes: 1024,
     });
     try {
-      const res = await fetch(
-        `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
-        {
-          method: 'POST',
-          headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
-          body: JSON.stringify({ ...chat, messages: [{ role: 'user', content: 'x'.repeat(4096) }] }),
-        },
-      );
+      const res = await postChat(gateway, {
+        body: { ...chat, messages: [{ role: 'user', content: 'x'.repeat(4096) }] },
+      });
       expect(res.status).toBe(413);
       expect(received).toEqual([]);
     } finally {
@@ -420,16 +423,9 @@ describe('limits', () => {
       const statuses: number[] = [];
       let last: Response | undefined;
       for (let i = 0; i < 4; i++) {
-        last = await fetch(
-          `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
-          {
-            method: 'POST',
-            headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
-            body: JSON.stringify(chat),
-          },
-        );
+        last = await postChat(gateway);
         statuses.push(last.status);
-        if (i < 3) expect(last.headers.get('x-ratelimit-remaining-requests')).toBe(String(2 - i));
+        if (i < 3) expect(last.headers.get(REMAINING_REQUESTS_HEADER)).toBe(String(2 - i));
       }
       expect(statuses).toEqual([200, 200, 200, 429]);
       const retryAfter = Number(last?.headers.get('retry-after'));
@@ -465,18 +461,11 @@ describe('limits', () => {
     try {
       const results: Array<{ status: number; remaining: string | null; retryAfter: string | null }> = [];
       for (let i = 0; i < 4; i++) {
-        const res = await fetch(
-          `${gateway.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21`,
-          {
-            method: 'POST',
-            headers: { 'api-key': research?.key ?? '', 'content-type': 'application/json' },
-            body: JSON.stringify(chat),
-          },
-        );
+        const res = await postChat(gateway);
         await res.arrayBuffer();
         results.push({
           status: res.status,
-          remaining: res.headers.get('x-ratelimit-remaining-tokens'),
+          remaining: res.headers.get(REMAINING_TOKENS_HEADER),
           retryAfter: res.headers.get('retry-after'),
         });
       }

@@ -1,5 +1,5 @@
 import { AzureOpenAI } from 'openai';
-import { APIM_APIS } from '../../../shared/contracts/apim';
+import { APIM_APIS, SPOOFABLE_REQUEST_ID_HEADERS } from '../../../shared/contracts/apim';
 import { GATEWAY_HEADERS } from '../../../shared/contracts/gateway-headers';
 import { recordedEvent, useTestStack } from '../../stack';
 
@@ -78,8 +78,7 @@ it('bills two different requests that carry the same caller-chosen request id, b
   const research = subscription('research');
   const headers = {
     [GATEWAY_HEADERS.requestId]: 'same',
-    'x-request-id': 'same',
-    'x-ms-client-request-id': 'same',
+    ...Object.fromEntries(SPOOFABLE_REQUEST_ID_HEADERS.map((name) => [name, 'same'])),
   };
   const ids: string[] = [];
   for (const content of ['First question', 'A different, longer second question']) {
