@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type { z } from 'zod';
 import { ApiError, badRequest, ensureError, internalError } from '../shared/contracts/api-errors';
-import { correlationIdOf } from '../shared/metering/attribution';
+import type { AppServices } from '../shared/config/composition';
+import { appServices } from '../shared/config/composition';
+import type { AppRole } from '../shared/contracts/roles';
+import { correlationIdOf, requireRole } from '../shared/metering/attribution';
 
 /** Maps any error to the Azure OpenAI error shape, once; unexpected errors are logged, not leaked. */
 export function errorResponse(error: unknown, context: InvocationContext): HttpResponseInit {
@@ -87,4 +90,14 @@ export async function readJsonWithin(request: HttpRequest, limit: number): Promi
   } catch {
     throw badRequest('The request body is not valid JSON.', null);
   }
+}
+
+/**
+ * The app's services for a caller APIM forwarded with `role`: the gateway credential is checked
+ * (401), then the role from the caller's token (403, naming `what` needs it).
+ */
+export async function servicesFor(request: HttpRequest, role: AppRole, what: string): Promise<AppServices> {
+  const services = await appServices();
+  requireRole(request.headers, services.config.proxy.gatewaySecret, role, what);
+  return services;
 }

@@ -2,11 +2,9 @@ import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { z } from 'zod';
 import { resourceIdSchema } from '../../shared/chargeback/config-admin';
 import type { AppServices } from '../../shared/config/composition';
-import { appServices } from '../../shared/config/composition';
 import { GATEWAY_HEADERS } from '../../shared/contracts/gateway-headers';
 import { APP_ROLES } from '../../shared/contracts/roles';
-import { requireRole } from '../../shared/metering/attribution';
-import { readJsonWithin, validated } from '../http';
+import { readJsonWithin, servicesFor, validated } from '../http';
 
 /**
  * What every admin API function shares: the route prefix, the role check, the acting user, the
@@ -28,14 +26,7 @@ export const CONFIG_VERSION_HEADER = 'x-config-version';
 
 /** The admin's services, after the gateway credential and the admin role are checked (401, 403). */
 export async function adminServices(request: HttpRequest): Promise<AppServices> {
-  const services = await appServices();
-  requireRole(
-    request.headers,
-    services.config.proxy.gatewaySecret,
-    APP_ROLES.admin,
-    'Calls to the configuration admin API',
-  );
-  return services;
+  return servicesFor(request, APP_ROLES.admin, 'Calls to the configuration admin API');
 }
 
 const actorSchema = z

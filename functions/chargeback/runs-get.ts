@@ -3,11 +3,9 @@ import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import { z } from 'zod';
 import { CHARGEBACK_ORCHESTRATION } from '../../shared/chargeback/run';
-import { appServices } from '../../shared/config/composition';
 import { notFound } from '../../shared/contracts/api-errors';
 import { APP_ROLES } from '../../shared/contracts/roles';
-import { requireRole } from '../../shared/metering/attribution';
-import { validated, withErrors } from '../http';
+import { servicesFor, validated, withErrors } from '../http';
 
 /**
  * GET /api/chargeback/runs/{id} — a chargeback run's status for an admin: its runtime status,
@@ -21,8 +19,7 @@ export async function runStatusHandler(
   request: HttpRequest,
   context: InvocationContext,
 ): Promise<HttpResponseInit> {
-  const services = await appServices();
-  requireRole(request.headers, services.config.proxy.gatewaySecret, APP_ROLES.admin, 'Chargeback runs');
+  await servicesFor(request, APP_ROLES.admin, 'Chargeback runs');
   const id = validated(z.object({ id: runId }), { id: request.params.id ?? '' }).id;
   const status = await df
     .getClient(context)

@@ -3,12 +3,10 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { app } from '@azure/functions';
 import * as df from 'durable-functions';
 import { z } from 'zod';
-import { appServices } from '../../shared/config/composition';
 import { ApiError, badRequest } from '../../shared/contracts/api-errors';
 import { APP_ROLES } from '../../shared/contracts/roles';
 import { windowEnd, windowId, windowStart } from '../../shared/contracts/window';
-import { requireRole } from '../../shared/metering/attribution';
-import { readJsonWithin, validated, withErrors } from '../http';
+import { readJsonWithin, servicesFor, validated, withErrors } from '../http';
 import { startChargebackRun } from './chargeback-run';
 
 /**
@@ -42,13 +40,7 @@ export async function startRunHandler(
   request: HttpRequest,
   context: InvocationContext,
 ): Promise<HttpResponseInit> {
-  const services = await appServices();
-  requireRole(
-    request.headers,
-    services.config.proxy.gatewaySecret,
-    APP_ROLES.admin,
-    'Starting a chargeback run',
-  );
+  const services = await servicesFor(request, APP_ROLES.admin, 'Starting a chargeback run');
   const input = validated(body, await readJsonWithin(request, MAX_BODY_BYTES));
   const now = new Date();
   const latest = latestAsOf(now, services.config.chargeback.graceMs);

@@ -5,14 +5,13 @@ import { app } from '@azure/functions';
 import { z } from 'zod';
 import { listReports, reportReadLink } from '../../shared/adapters/blob-reports';
 import { REPORT_SECURITY_HEADERS } from '../../shared/chargeback/render-html';
-import { appServices } from '../../shared/config/composition';
+import type { AppServices } from '../../shared/config/composition';
 import { ApiError, badRequest, notFound } from '../../shared/contracts/api-errors';
 import { departmentIdSchema } from '../../shared/contracts/department';
 import { REPORT_PATH_EXAMPLE, reportPathPeriod } from '../../shared/contracts/report-paths';
 import { periodIdSchema, periodKindOf, REPORT_KINDS } from '../../shared/contracts/report-period';
 import { APP_ROLES } from '../../shared/contracts/roles';
-import { requireRole } from '../../shared/metering/attribution';
-import { validated, withErrors } from '../http';
+import { servicesFor, validated, withErrors } from '../http';
 
 /**
  * The finance API: list the chargeback reports and download one, streamed or through a
@@ -37,10 +36,8 @@ function queryOf(request: HttpRequest, names: readonly string[]): Record<string,
   return out;
 }
 
-async function financeServices(request: HttpRequest) {
-  const services = await appServices();
-  requireRole(request.headers, services.config.proxy.gatewaySecret, APP_ROLES.finance, 'Chargeback reports');
-  return services;
+function financeServices(request: HttpRequest): Promise<AppServices> {
+  return servicesFor(request, APP_ROLES.finance, 'Chargeback reports');
 }
 
 /** GET /api/reports?period=&kind=&department= */

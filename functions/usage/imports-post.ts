@@ -1,12 +1,10 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { app } from '@azure/functions';
 import { z } from 'zod';
-import { appServices } from '../../shared/config/composition';
 import { badRequest } from '../../shared/contracts/api-errors';
 import { APP_ROLES } from '../../shared/contracts/roles';
-import { requireRole } from '../../shared/metering/attribution';
 import { LAST_RESORT_MARKER, parseLastResortRecords } from '../../shared/metering/last-resort';
-import { readBodyWithin, validated, withErrors } from '../http';
+import { readBodyWithin, servicesFor, validated, withErrors } from '../http';
 
 /**
  * POST /api/usage/imports — an admin re-imports usage events that neither Redis nor the spool
@@ -34,8 +32,7 @@ export async function importUsageHandler(
   request: HttpRequest,
   context: InvocationContext,
 ): Promise<HttpResponseInit> {
-  const services = await appServices();
-  requireRole(request.headers, services.config.proxy.gatewaySecret, APP_ROLES.admin, 'Usage imports');
+  const services = await servicesFor(request, APP_ROLES.admin, 'Usage imports');
   const text = new TextDecoder('utf-8', { fatal: false }).decode(
     await readBodyWithin(request, MAX_BODY_BYTES),
   );
