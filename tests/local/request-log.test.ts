@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { proxyHeaders } from '../../local/gateway';
+import { proxyHeaders } from '../../local/credentials';
 import { pcmTone, wavHeader } from '../../local/simulators/audio';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../stack';

@@ -3,9 +3,10 @@ import { APP_ROLES } from '../shared/contracts/roles';
 import type { LocalSettings } from './settings';
 
 /**
- * What a caller of the local stack sends in place of API Management: in Azure, APIM adds the
- * function key, the gateway secret and the caller's attribution to every request it forwards;
- * locally, the caller (curl, the demo, a test) sends them itself.
+ * The credentials of the local stack, and what a caller that goes straight to the functions (the
+ * demo, tests) sends in place of API Management: the function key, the gateway secret and the
+ * caller's attribution. Apps go through the local gateway (local/gateway/) instead, which adds them
+ * from the policies as APIM does in Azure.
  */
 
 export interface LocalCredentials {
