@@ -202,12 +202,7 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   const audience = config.namedValues[APIM_NAMED_VALUES.audience.name] ?? '';
   const entra = new LocalEntra(tenant, config.namedValues[APIM_NAMED_VALUES.clientAppId.name] ?? '');
   const metrics: EmittedMetric[] = [];
-  const namedValues = new Map<string, string>([
-    ...Object.entries(config.namedValues),
-    [APIM_NAMED_VALUES.functionsBaseUrl.name, options.supplied.functionsBaseUrl.replace(/\/$/, '')],
-    [APIM_NAMED_VALUES.functionKey.name, options.supplied.functionKey],
-    [APIM_NAMED_VALUES.gatewaySecret.name, options.supplied.gatewaySecret],
-  ]);
+  const namedValues = namedValuesOf(config, options.supplied);
   const elements = policyElements({
     counters: new PeriodCounters(now),
     emitMetric: (metric) => {
@@ -494,14 +489,26 @@ export async function startLocalGateway(options: LocalGatewayOptions): Promise<L
   };
 }
 
+/** Every named value the policies may reference: the configuration file's and the stack's. */
+function namedValuesOf(
+  config: GatewayConfig,
+  supplied: LocalGatewayOptions['supplied'],
+): Map<string, string> {
+  return new Map<string, string>([
+    ...Object.entries(config.namedValues),
+    [APIM_NAMED_VALUES.functionsBaseUrl.name, supplied.functionsBaseUrl.replace(/\/$/, '')],
+    [APIM_NAMED_VALUES.functionKey.name, supplied.functionKey],
+    [APIM_NAMED_VALUES.gatewaySecret.name, supplied.gatewaySecret],
+  ]);
+}
+
 /** The gateway's loading step alone: throws naming file and line when a policy cannot be run. */
 export function checkPoliciesRun(root: string, config: GatewayConfig, policyFolder?: string): void {
-  const namedValues = new Map<string, string>([
-    ...Object.entries(config.namedValues),
-    [APIM_NAMED_VALUES.functionsBaseUrl.name, 'http://127.0.0.1:7071/api'],
-    [APIM_NAMED_VALUES.functionKey.name, 'function-key'],
-    [APIM_NAMED_VALUES.gatewaySecret.name, 'gateway-secret'],
-  ]);
+  const namedValues = namedValuesOf(config, {
+    functionsBaseUrl: 'http://127.0.0.1:7071/api',
+    functionKey: 'function-key',
+    gatewaySecret: 'gateway-secret',
+  });
   const elements = policyElements({
     counters: new PeriodCounters(),
     emitMetric: () => undefined,
